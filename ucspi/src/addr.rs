@@ -1,0 +1,134 @@
+//! Text forms of addresses used as rules keys and in the environment.
+//!
+//! IPv6 keys follow ucspi-tcp6: an exact address is stored in its full form (eight groups
+//! of four upper-case hex digits), and CIDR prefixes as bit strings (see [`v4_bits`],
+//! [`v6_bits`]). Both are what tcprules writes and what the lookup builds from a client's
+//! address, so any spelling of an address in a rules file matches.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// ucspi-tcp6's letters for the 1-bits of an IPv4 address: bit k (from the top) is
+/// `LETTERS4[k]` when set, `0` when clear.
+const LETTERS4: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz123456";
+
+/// The first `n` bits of `ip` in ucspi-tcp6's IPv4 encoding (without the leading `_`).
+pub fn v4_bits(ip: Ipv4Addr, n: usize, out: &mut Vec<u8>) {
+    let v = u32::from(ip);
+    for (k, &letter) in LETTERS4.iter().enumerate().take(n.min(32)) {
+        out.push(if v & (1 << (31 - k)) != 0 {
+            letter
+        } else {
+            b'0'
+        });
+    }
+}
+
+/// The first `n` bits of `ip` in ucspi-tcp6's IPv6 encoding (without the leading `^`):
+/// a clear bit is `0`; the j-th set bit (counting from 0) is the byte 96 + j.
+pub fn v6_bits(ip: Ipv6Addr, n: usize, out: &mut Vec<u8>) {
+    let v = u128::from(ip);
+    let mut ones: u8 = 0;
+    for k in 0..n.min(128) {
+        if v & (1u128 << (127 - k)) != 0 {
+            out.push(96u8.wrapping_add(ones));
+            ones = ones.wrapping_add(1);
+        } else {
+            out.push(b'0');
+        }
+    }
+}
+
+/// ucspi-tcp6's full form: `2001:0DB8:0000:0000:0000:0000:0000:0001`.
+pub fn v6_full(ip: Ipv6Addr, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for (i, seg) in ip.segments().iter().enumerate() {
+        if i > 0 {
+            out.push(b':');
+        }
+        for shift in [12, 8, 4, 0] {
+            out.push(HEX[usize::from((seg >> shift) & 15)]);
+        }
+    }
+}
+
+/// A dotted quad exactly as djb's `ip4_scan` accepts it for a whole string: four decimal
+/// numbers, each below 256, separated by dots, nothing else.
+pub fn parse_v4_strict(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut parts = [0u8; 4];
+    let mut it = s.split(|&c| c == b'.');
+    for p in parts.iter_mut() {
+        let f = it.next()?;
+        if f.is_empty() || f.len() > 3 || !f.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n: u32 = f.iter().fold(0, |a, &c| a * 10 + u32::from(c - b'0'));
+        *p = u8::try_from(n).ok()?;
+    }
+    if it.next().is_some() {
+        return None;
+    }
+    Some(Ipv4Addr::from(parts))
+}
+
+/// An IPv6 address in any standard text form (std's parser: `::1`, `::ffff:1.2.3.4`, ...).
+pub fn parse_v6(s: &[u8]) -> Option<Ipv6Addr> {
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// Parses `ADDR/N`, returning the address text and the prefix length.
+pub fn split_prefix(s: &[u8]) -> Option<(&[u8], usize)> {
+    let slash = s.iter().position(|&c| c == b'/')?;
+    let (a, n) = (&s[..slash], &s[slash + 1..]);
+    if n.is_empty() || n.len() > 3 || !n.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = n
+        .iter()
+        .fold(0usize, |a, &c| a * 10 + usize::from(c - b'0'));
+    Some((a, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_form() {
+        let mut v = Vec::new();
+        v6_full("2001:db8::1".parse().unwrap(), &mut v);
+        assert_eq!(v, b"2001:0DB8:0000:0000:0000:0000:0000:0001");
+    }
+
+    #[test]
+    fn bit_strings() {
+        let mut v = Vec::new();
+        v4_bits(Ipv4Addr::new(10, 0, 0, 0), 8, &mut v);
+        assert_eq!(v, b"0000e0g0");
+        v.clear();
+        v4_bits(Ipv4Addr::new(255, 255, 255, 255), 32, &mut v);
+        assert_eq!(&v[..], &LETTERS4[..]);
+        v.clear();
+        v6_bits("a000::".parse().unwrap(), 4, &mut v);
+        assert_eq!(v, b"`0a0");
+    }
+
+    #[test]
+    fn strict_quads() {
+        assert_eq!(parse_v4_strict(b"1.2.3.4"), Some(Ipv4Addr::new(1, 2, 3, 4)));
+        assert_eq!(
+            parse_v4_strict(b"01.2.3.4"),
+            Some(Ipv4Addr::new(1, 2, 3, 4))
+        );
+        assert_eq!(parse_v4_strict(b"1.2.3"), None);
+        assert_eq!(parse_v4_strict(b"1.2.3.256"), None);
+        assert_eq!(parse_v4_strict(b"1.2.3.4."), None);
+        assert_eq!(parse_v4_strict(b"1.2..4"), None);
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(split_prefix(b"10.0.0.0/8"), Some((&b"10.0.0.0"[..], 8)));
+        assert_eq!(split_prefix(b"10.0.0.0/"), None);
+        assert_eq!(split_prefix(b"10.0.0.0/x"), None);
+    }
+}
