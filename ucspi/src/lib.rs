@@ -3,8 +3,12 @@
 
 pub mod addr;
 pub mod cdb;
+pub mod dns;
+pub mod env;
 pub mod errstr;
 pub mod getopt;
+pub mod ident;
 pub mod lookup;
 pub mod msg;
 pub mod rules;
+pub mod sock;

@@ -1,0 +1,7 @@
+//! djb's tcpserver 0.88 as a library: options, the listening socket, the accept loop with
+//! its concurrency limits, and the per-connection child.
+
+pub mod child;
+pub mod listen;
+pub mod options;
+pub mod server;

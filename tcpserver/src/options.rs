@@ -1,0 +1,225 @@
+//! Command line: djb's option letters and getopt behaviour, plus `-4`/`-6` (the IPv6
+//! forks) and `-C n[:msg]` (per-client-IP limit, as tcpsvd).
+
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+
+use ucspi::getopt::{self, scan_ulong, Opt};
+use ucspi::msg::{write_line, EXIT_USAGE};
+
+/// djb's usage line, unchanged so that scripts and log scanners see the same text; the
+/// added options (`-4`, `-6`, `-C`) are documented in the man page.
+pub const USAGE: &str = "tcpserver [ -1UXpPhHrRoOdDqQv ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] host port program";
+
+const SPEC: &str = "461UXpPhHrRoOdDqQvc:C:x:B:g:u:b:l:t:";
+
+/// The default listen backlog: large, so that a burst the `-c` limit serves later waits in
+/// the kernel queue (the kernel caps it at net.core.somaxconn). djb's default is 20.
+pub const DEFAULT_BACKLOG: i32 = 4096;
+
+/// Which address families to serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Any,
+    V4,
+    V6,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// 0 quiet, 1 errors (default), 2 verbose.
+    pub verbosity: u8,
+    pub print_port: bool,
+    pub limit: u64,
+    /// `-C`: most connections from one client IP (0: no limit) and what to tell the
+    /// client over it.
+    pub per_ip: u64,
+    pub per_ip_msg: Vec<u8>,
+    pub rules: Option<CString>,
+    pub allow_no_rules: bool,
+    pub banner: Vec<u8>,
+    pub uid: u32,
+    pub gid: u32,
+    pub backlog: i32,
+    pub local_name: Option<Vec<u8>>,
+    pub remote_host: bool,
+    pub paranoid: bool,
+    pub remote_info: bool,
+    pub timeout: u64,
+    pub nodelay: bool,
+    pub kill_ip_options: bool,
+    pub family: Family,
+    pub host: Vec<u8>,
+    pub port: Vec<u8>,
+    /// The program and its arguments, NUL-terminated for execve.
+    pub argv: Vec<CString>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            verbosity: 1,
+            print_port: false,
+            limit: 40,
+            per_ip: 0,
+            per_ip_msg: Vec::new(),
+            rules: None,
+            allow_no_rules: false,
+            banner: Vec::new(),
+            uid: 0,
+            gid: 0,
+            backlog: DEFAULT_BACKLOG,
+            local_name: None,
+            remote_host: true,
+            paranoid: false,
+            remote_info: true,
+            timeout: 26,
+            nodelay: false,
+            kill_ip_options: true,
+            family: Family::Any,
+            host: Vec::new(),
+            port: Vec::new(),
+            argv: Vec::new(),
+        }
+    }
+}
+
+/// Why the command line was refused: a message line (if any) before the usage line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Usage(pub Option<Vec<u8>>);
+
+fn num(v: &OsString) -> u64 {
+    scan_ulong(v.as_bytes()).0
+}
+
+fn cstring(b: &[u8]) -> CString {
+    // Arguments from argv cannot hold NUL; a value cut at one is what C would see.
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    CString::new(&b[..end]).unwrap_or_default()
+}
+
+/// Parses argv (with argv[0]); `env` gives `$UID`/`$GID` for `-U`.
+pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Result<Config, Usage> {
+    let prog = getopt::progname(args.first().map(|a| a.as_os_str()), "tcpserver");
+    let rest = args.get(1..).unwrap_or(&[]);
+    let (opts, first) = getopt::parse(rest, SPEC).map_err(|e| Usage(Some(e.message(&prog))))?;
+    let mut c = Config::default();
+    for o in opts {
+        match o {
+            Opt::Flag(f) => match f {
+                b'4' => c.family = Family::V4,
+                b'6' => c.family = Family::V6,
+                b'1' => c.print_port = true,
+                b'U' => {
+                    if let Some(x) = env("UID") {
+                        c.uid = num(&x) as u32;
+                    }
+                    if let Some(x) = env("GID") {
+                        c.gid = num(&x) as u32;
+                    }
+                }
+                b'X' => c.allow_no_rules = true,
+                b'p' => c.paranoid = true,
+                b'P' => c.paranoid = false,
+                b'h' => c.remote_host = true,
+                b'H' => c.remote_host = false,
+                b'r' => c.remote_info = true,
+                b'R' => c.remote_info = false,
+                b'o' => c.kill_ip_options = false,
+                b'O' => c.kill_ip_options = true,
+                b'd' => c.nodelay = false,
+                b'D' => c.nodelay = true,
+                b'q' => c.verbosity = 0,
+                b'Q' => c.verbosity = 1,
+                b'v' => c.verbosity = 2,
+                _ => unreachable!("flag not in SPEC"),
+            },
+            Opt::Value(f, v) => match f {
+                b'c' => c.limit = num(&v),
+                b'C' => {
+                    let b = v.as_bytes();
+                    c.per_ip = scan_ulong(b).0;
+                    c.per_ip_msg = match b.iter().position(|&x| x == b':') {
+                        Some(i) => b[i + 1..].to_vec(),
+                        None => Vec::new(),
+                    };
+                }
+                b'x' => c.rules = Some(cstring(v.as_bytes())),
+                b'B' => c.banner = v.as_bytes().to_vec(),
+                b'g' => c.gid = num(&v) as u32,
+                b'u' => c.uid = num(&v) as u32,
+                b'b' => c.backlog = num(&v) as i32,
+                b'l' => c.local_name = Some(v.as_bytes().to_vec()),
+                b't' => c.timeout = num(&v),
+                _ => unreachable!("option not in SPEC"),
+            },
+        }
+    }
+    let mut operands = rest[first..].iter();
+    c.host = operands.next().ok_or(Usage(None))?.as_bytes().to_vec();
+    c.port = operands.next().ok_or(Usage(None))?.as_bytes().to_vec();
+    c.argv = operands.map(|a| cstring(a.as_bytes())).collect();
+    if c.argv.is_empty() {
+        return Err(Usage(None));
+    }
+    Ok(c)
+}
+
+/// Parses the process's command line, or prints djb's usage and exits 100.
+pub fn parse_or_exit(args: &[OsString]) -> Config {
+    match parse(args, &|k| std::env::var_os(k)) {
+        Ok(c) => c,
+        Err(Usage(line)) => {
+            if let Some(l) = line {
+                write_line(&[&l]);
+            }
+            write_line(&[b"tcpserver: usage: ", USAGE.as_bytes()]);
+            std::process::exit(EXIT_USAGE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(v: &[&str]) -> Result<Config, Usage> {
+        let args: Vec<OsString> = std::iter::once("tcpserver")
+            .chain(v.iter().copied())
+            .map(OsString::from)
+            .collect();
+        parse(&args, &|k| match k {
+            "UID" => Some("1000".into()),
+            "GID" => Some("100x".into()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn clusters_values_and_overrides() {
+        let c = p(&["-vRHl0", "-c40x", "-q", "-v", "-U", "0", "25", "prog", "-x"]).unwrap();
+        assert_eq!(c.verbosity, 2);
+        assert!(!c.remote_info && !c.remote_host);
+        assert_eq!(c.local_name.as_deref(), Some(&b"0"[..]));
+        assert_eq!(c.limit, 40);
+        assert_eq!((c.uid, c.gid), (1000, 100));
+        assert_eq!(c.argv.len(), 2);
+        assert_eq!(p(&["-c", "junk", "0", "1", "x"]).unwrap().limit, 0);
+        assert_eq!(
+            p(&["-C", "3:busy", "0", "1", "x"]).unwrap().per_ip_msg,
+            b"busy"
+        );
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert_eq!(p(&["0", "25"]).unwrap_err(), Usage(None));
+        assert_eq!(p(&["0"]).unwrap_err(), Usage(None));
+        assert_eq!(
+            p(&["-z", "0", "25", "x"]).unwrap_err(),
+            Usage(Some(b"tcpserver: illegal option -- z".to_vec()))
+        );
+        assert!(p(&["-c"]).is_err());
+        assert_eq!(p(&["--", "-v", "25", "x"]).unwrap().host, b"-v");
+    }
+}

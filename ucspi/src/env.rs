@@ -1,0 +1,340 @@
+//! The environment handed to a ucspi program: the TCP* variables (set, or removed when
+//! unknown, never left stale), rules settings on top, and djb's `pathexec` to run it.
+//! Entries are kept NUL-terminated so that `envp` is a list of pointers into them.
+
+use std::ffi::CStr;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::raw::c_char;
+use std::os::unix::ffi::OsStrExt;
+
+/// An environment being built for execve: `NAME=value\0` entries in order.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    entries: Vec<Vec<u8>>,
+}
+
+impl Env {
+    /// The current process environment.
+    pub fn from_process() -> Env {
+        let entries = std::env::vars_os()
+            .map(|(k, v)| {
+                let mut e = Vec::with_capacity(k.len() + v.len() + 2);
+                e.extend_from_slice(k.as_bytes());
+                e.push(b'=');
+                e.extend_from_slice(v.as_bytes());
+                e.push(0);
+                e
+            })
+            .collect();
+        Env { entries }
+    }
+
+    fn name_of(e: &[u8]) -> &[u8] {
+        let end = e
+            .iter()
+            .position(|&c| c == b'=' || c == 0)
+            .unwrap_or(e.len());
+        &e[..end]
+    }
+
+    /// Removes every entry named `name`.
+    pub fn unset(&mut self, name: &[u8]) {
+        self.entries.retain(|e| Self::name_of(e) != name);
+    }
+
+    /// Sets `name` to `value`, replacing earlier entries of that name.
+    pub fn set(&mut self, name: &[u8], value: &[u8]) {
+        self.unset(name);
+        let mut e = Vec::with_capacity(name.len() + value.len() + 2);
+        e.extend_from_slice(name);
+        e.push(b'=');
+        e.extend_from_slice(value);
+        e.push(0);
+        self.entries.push(e);
+    }
+
+    /// Sets `name` when `value` is known, else removes it (djb's `env(name, 0)`).
+    pub fn set_opt(&mut self, name: &[u8], value: Option<&[u8]>) {
+        match value {
+            Some(v) => self.set(name, v),
+            None => self.unset(name),
+        }
+    }
+
+    /// The value of `name`, if set.
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| Self::name_of(e) == name)
+            .map(|e| &e[name.len() + 1..e.len() - 1])
+    }
+
+    /// NULL-terminated pointers for execve; valid while `self` is not changed.
+    pub fn envp(&self) -> Vec<*const c_char> {
+        let mut v: Vec<*const c_char> = self.entries.iter().map(|e| e.as_ptr().cast()).collect();
+        v.push(std::ptr::null());
+        v
+    }
+
+    /// Entries without their NULs, for tests and inspection.
+    pub fn entries(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries.iter().map(|e| &e[..e.len() - 1])
+    }
+}
+
+/// The text of an address as the TCP variables carry it: dotted quad for IPv4 and for
+/// v4-mapped IPv6 peers, compressed form (`::1`) otherwise.
+pub fn ip_text(ip: IpAddr, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let _ = match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => write!(out, "{v4}"),
+            None => write!(out, "{v6}"),
+        },
+        IpAddr::V4(v4) => write!(out, "{v4}"),
+    };
+}
+
+/// Whether the connection is IPv6 on the wire (a v4-mapped peer counts as IPv4).
+pub fn is_v6(a: &SocketAddr) -> bool {
+    match a {
+        SocketAddr::V4(_) => false,
+        SocketAddr::V6(v6) => v6.ip().to_ipv4_mapped().is_none(),
+    }
+}
+
+/// What is known about one connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Connection<'a> {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub local_host: Option<&'a [u8]>,
+    pub remote_host: Option<&'a [u8]>,
+    pub remote_info: Option<&'a [u8]>,
+}
+
+const TCP6_VARS: [&[u8]; 8] = [
+    b"TCP6LOCALIP",
+    b"TCP6LOCALPORT",
+    b"TCP6LOCALHOST",
+    b"TCP6REMOTEIP",
+    b"TCP6REMOTEPORT",
+    b"TCP6REMOTEHOST",
+    b"TCP6REMOTEINFO",
+    b"TCP6INTERFACE",
+];
+
+/// Sets the ucspi-tcp variables for `c`. IPv4 peers get djb's set (`PROTO=TCP`,
+/// `TCPLOCALIP`, ...; unknown names and info removed); IPv6 peers get `PROTO=TCP6`, the
+/// same `TCP*` variables (compressed addresses) and their `TCP6*` copies, as the IPv6
+/// forks set them, plus `TCP6INTERFACE` for a scoped (link-local) peer. Stale `TCP6*`
+/// variables are removed for IPv4 peers.
+pub fn set_tcp_vars(env: &mut Env, c: &Connection<'_>, scratch: &mut Vec<u8>) {
+    let v6 = is_v6(&c.remote);
+    env.set(b"PROTO", if v6 { b"TCP6" } else { b"TCP" });
+    let port = |env: &mut Env, name: &[u8], p: u16| {
+        let mut b = itoa_buf();
+        env.set(name, fmt_u64(&mut b, u64::from(p)));
+    };
+    scratch.clear();
+    ip_text(c.local.ip(), scratch);
+    env.set(b"TCPLOCALIP", scratch);
+    port(env, b"TCPLOCALPORT", c.local.port());
+    env.set_opt(b"TCPLOCALHOST", c.local_host);
+    scratch.clear();
+    ip_text(c.remote.ip(), scratch);
+    env.set(b"TCPREMOTEIP", scratch);
+    port(env, b"TCPREMOTEPORT", c.remote.port());
+    env.set_opt(b"TCPREMOTEHOST", c.remote_host);
+    env.set_opt(b"TCPREMOTEINFO", c.remote_info);
+    if !v6 {
+        for n in TCP6_VARS {
+            env.unset(n);
+        }
+        return;
+    }
+    scratch.clear();
+    ip_text(c.local.ip(), scratch);
+    env.set(b"TCP6LOCALIP", scratch);
+    port(env, b"TCP6LOCALPORT", c.local.port());
+    env.set_opt(b"TCP6LOCALHOST", c.local_host);
+    scratch.clear();
+    ip_text(c.remote.ip(), scratch);
+    env.set(b"TCP6REMOTEIP", scratch);
+    port(env, b"TCP6REMOTEPORT", c.remote.port());
+    env.set_opt(b"TCP6REMOTEHOST", c.remote_host);
+    env.set_opt(b"TCP6REMOTEINFO", c.remote_info);
+    let scope = match c.remote {
+        SocketAddr::V6(a) => a.scope_id(),
+        SocketAddr::V4(_) => 0,
+    };
+    if scope != 0 {
+        let mut name = [0u8; libc::IF_NAMESIZE];
+        // SAFETY: the buffer is IF_NAMESIZE bytes as if_indextoname requires.
+        let p = unsafe { libc::if_indextoname(scope, name.as_mut_ptr().cast()) };
+        if !p.is_null() {
+            // SAFETY: if_indextoname wrote a NUL-terminated name into `name`.
+            let s = unsafe { CStr::from_ptr(name.as_ptr().cast()) };
+            env.set(b"TCP6INTERFACE", s.to_bytes());
+        }
+    } else {
+        env.unset(b"TCP6INTERFACE");
+    }
+}
+
+/// A buffer for [`fmt_u64`].
+pub fn itoa_buf() -> [u8; 20] {
+    [0u8; 20]
+}
+
+/// Decimal text of `n` in `buf`, without allocating.
+pub fn fmt_u64(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// Appends a log field as djb's `safecats`: bytes below 33 or above 126, `%` and `:`
+/// become `?`; at most 100 bytes are kept, and `...` marks a cut (djb's loop adds it
+/// whenever the field reaches 100 bytes, even one of exactly 100).
+pub fn sanitize_field(out: &mut Vec<u8>, field: &[u8]) {
+    for (i, &c) in field.iter().enumerate() {
+        if i == 100 || c == 0 {
+            if i == 100 {
+                out.extend_from_slice(b"...");
+            }
+            return;
+        }
+        out.push(if !(33..=126).contains(&c) || c == b'%' || c == b':' {
+            b'?'
+        } else {
+            c
+        });
+    }
+    if field.len() >= 100 {
+        out.extend_from_slice(b"...");
+    }
+}
+
+/// djb's `pathexec_run`: a name with a `/` is run as is; otherwise each `$PATH` element
+/// is tried (empty = `.`, PATH unset = `/bin:/usr/bin`), remembering the first error
+/// other than "not found"; EACCES, EPERM and EISDIR go on searching. Returns only on
+/// failure.
+///
+/// # Safety
+/// `argv` and `envp` must be NULL-terminated arrays of valid C strings.
+pub unsafe fn pathexec(
+    prog: &[u8],
+    argv: &[*const c_char],
+    envp: &[*const c_char],
+    path: Option<&[u8]>,
+) -> io::Error {
+    let mut buf = Vec::with_capacity(prog.len() + 256);
+    if prog.contains(&b'/') {
+        buf.extend_from_slice(prog);
+        buf.push(0);
+        // SAFETY: buf is NUL-terminated; argv/envp per the caller's contract.
+        unsafe { libc::execve(buf.as_ptr().cast(), argv.as_ptr(), envp.as_ptr()) };
+        return io::Error::last_os_error();
+    }
+    let path = path.unwrap_or(b"/bin:/usr/bin");
+    let mut saved: Option<io::Error> = None;
+    for dir in path.split(|&c| c == b':') {
+        buf.clear();
+        buf.extend_from_slice(if dir.is_empty() { b"." } else { dir });
+        buf.push(b'/');
+        buf.extend_from_slice(prog);
+        buf.push(0);
+        // SAFETY: as above.
+        unsafe { libc::execve(buf.as_ptr().cast(), argv.as_ptr(), envp.as_ptr()) };
+        let e = io::Error::last_os_error();
+        let code = e.raw_os_error().unwrap_or(0);
+        if code != libc::ENOENT {
+            let keep_going = matches!(code, libc::EACCES | libc::EPERM | libc::EISDIR);
+            saved = Some(e);
+            if !keep_going {
+                return saved.unwrap_or_else(|| io::Error::from_raw_os_error(code));
+            }
+        }
+    }
+    saved.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_unset_get() {
+        let mut e = Env::default();
+        e.set(b"A", b"1");
+        e.set(b"B", b"2");
+        e.set(b"A", b"3");
+        e.set_opt(b"B", None);
+        assert_eq!(e.get(b"A"), Some(&b"3"[..]));
+        assert_eq!(e.get(b"B"), None);
+        assert_eq!(e.entries().collect::<Vec<_>>(), vec![&b"A=3"[..]]);
+        assert_eq!(e.envp().len(), 2);
+    }
+
+    #[test]
+    fn tcp_vars_v4_and_v6() {
+        let mut e = Env::default();
+        e.set(b"TCPREMOTEHOST", b"stale");
+        e.set(b"TCP6REMOTEIP", b"stale");
+        let mut s = Vec::new();
+        let c = Connection {
+            local: "127.0.0.1:25".parse().unwrap(),
+            remote: "[::ffff:127.0.0.2]:4000".parse().unwrap(),
+            local_host: Some(b"0"),
+            remote_host: None,
+            remote_info: Some(b""),
+        };
+        set_tcp_vars(&mut e, &c, &mut s);
+        assert_eq!(e.get(b"PROTO"), Some(&b"TCP"[..]));
+        assert_eq!(e.get(b"TCPREMOTEIP"), Some(&b"127.0.0.2"[..]));
+        assert_eq!(e.get(b"TCPREMOTEPORT"), Some(&b"4000"[..]));
+        assert_eq!(e.get(b"TCPREMOTEHOST"), None);
+        assert_eq!(e.get(b"TCPREMOTEINFO"), Some(&b""[..]));
+        assert_eq!(e.get(b"TCP6REMOTEIP"), None);
+        let c6 = Connection {
+            local: "[::1]:25".parse().unwrap(),
+            remote: "[::1]:4000".parse().unwrap(),
+            ..c
+        };
+        set_tcp_vars(&mut e, &c6, &mut s);
+        assert_eq!(e.get(b"PROTO"), Some(&b"TCP6"[..]));
+        assert_eq!(e.get(b"TCPREMOTEIP"), Some(&b"::1"[..]));
+        assert_eq!(e.get(b"TCP6REMOTEIP"), Some(&b"::1"[..]));
+        assert_eq!(e.get(b"TCP6LOCALHOST"), Some(&b"0"[..]));
+    }
+
+    #[test]
+    fn log_fields() {
+        let mut o = Vec::new();
+        sanitize_field(&mut o, b"a:b%c d\x7f\x01");
+        assert_eq!(o, b"a?b?c?d??");
+        o.clear();
+        sanitize_field(&mut o, &[b'x'; 100]);
+        assert_eq!(o.len(), 103);
+        o.clear();
+        sanitize_field(&mut o, &[b'x'; 99]);
+        assert_eq!(o.len(), 99);
+    }
+
+    #[test]
+    fn numbers() {
+        let mut b = itoa_buf();
+        assert_eq!(fmt_u64(&mut b, 0), b"0");
+        assert_eq!(fmt_u64(&mut b, u64::MAX), b"18446744073709551615");
+    }
+}
