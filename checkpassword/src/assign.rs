@@ -1,0 +1,50 @@
+//! qmail's `users/cdb`: the `!domain-` entry vpopmail's vadddomain writes, which gives
+//! the real domain (alias domains point at it) and the uid, gid and directory mail for
+//! the domain belongs to.
+
+use std::path::Path;
+
+use ucspi::cdb::CdbFile;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assign {
+    pub domain: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Looks `domain` up in `QMAIL/users/cdb`. No cdb, or no entry: `Ok(None)`. A cdb that
+/// cannot be read or is corrupt: an error (a corrupt file is not an open door).
+pub fn lookup(qmail: &Path, domain: &str) -> Result<Option<Assign>, String> {
+    let path = qmail.join("users/cdb");
+    let f = match CdbFile::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("unable to read {}: {e}", path.display())),
+    };
+    let key = format!("!{domain}-");
+    let bad = || format!("{}: bad entry for {domain}", path.display());
+    let data = match f.cdb().find(key.as_bytes()) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(format!("unable to read {}: {e}", path.display())),
+    };
+    let mut it = data.split(|&b| b == 0);
+    let mut field = || -> Result<String, String> {
+        it.next()
+            .and_then(|f| std::str::from_utf8(f).ok())
+            .map(str::to_string)
+            .ok_or_else(bad)
+    };
+    let real = field()?.to_ascii_lowercase();
+    let uid: u32 = field()?.parse().map_err(|_| bad())?;
+    let gid: u32 = field()?.parse().map_err(|_| bad())?;
+    if !crate::login::domain_ok(&real) || real.is_empty() {
+        return Err(bad());
+    }
+    Ok(Some(Assign {
+        domain: real,
+        uid,
+        gid,
+    }))
+}

@@ -1,0 +1,476 @@
+//! Settings: a `key = value` config file, each key overridable by `CHECKPASSWORD_<KEY>`
+//! (unless running setuid, where the environment belongs to the caller), and the database
+//! chosen from `db`, else vpopmail's own `~vpopmail/etc/vpopmail.mysql`, else the
+//! embedded SQLite default.
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+/// Where the config file is unless `CHECKPASSWORD_CONFIG` names another.
+pub const DEFAULT_CONFIG: &str = "/etc/checkpassword.conf";
+/// The embedded database used when nothing else is configured.
+pub const DEFAULT_SQLITE: &str = "/var/lib/checkpassword/vpopmail.sqlite";
+/// Debian's MariaDB socket, which libmysqlclient would use for host `localhost`.
+pub const DEFAULT_MYSQL_SOCKET: &str = "/run/mysqld/mysqld.sock";
+
+/// The user table layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tables {
+    /// One `vpopmail` table with a `pw_domain` column (vpopmail's default).
+    Single,
+    /// One table per domain (`example_com`), `users` for logins without a domain.
+    PerDomain,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub db: Option<String>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub tables: Tables,
+    pub lockout_failures: u64,
+    pub lockout_window: u64,
+    pub lockout_time: u64,
+    pub lockout_ip_failures: u64,
+    pub relay: bool,
+    pub default_domain: Option<String>,
+    pub vpopmail_dir: Option<PathBuf>,
+    pub qmail_dir: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            db: None,
+            uid: None,
+            gid: None,
+            tables: Tables::Single,
+            lockout_failures: 3,
+            lockout_window: 1800,
+            lockout_time: 1800,
+            lockout_ip_failures: 20,
+            relay: false,
+            default_domain: None,
+            vpopmail_dir: None,
+            qmail_dir: PathBuf::from("/var/qmail"),
+        }
+    }
+}
+
+/// Every key the config file accepts; each also reads `CHECKPASSWORD_<KEY>`.
+pub const KEYS: &[&str] = &[
+    "db",
+    "uid",
+    "gid",
+    "tables",
+    "lockout_failures",
+    "lockout_window",
+    "lockout_time",
+    "lockout_ip_failures",
+    "relay",
+    "default_domain",
+    "vpopmail_dir",
+    "qmail",
+];
+
+fn num(key: &str, v: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .map_err(|_| format!("bad value for {key}: not a number"))
+}
+
+fn id(key: &str, v: &str) -> Result<u32, String> {
+    let n = v
+        .parse::<u32>()
+        .map_err(|_| format!("bad value for {key}: not a number"))?;
+    if n == 0 {
+        return Err(format!("refusing {key} 0"));
+    }
+    Ok(n)
+}
+
+impl Settings {
+    fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
+        let v = v.trim();
+        match key {
+            "db" => self.db = Some(v.to_string()),
+            "uid" => self.uid = Some(id(key, v)?),
+            "gid" => self.gid = Some(id(key, v)?),
+            "tables" => {
+                self.tables = match v {
+                    "single" => Tables::Single,
+                    "per-domain" => Tables::PerDomain,
+                    _ => return Err("bad value for tables: want single or per-domain".into()),
+                }
+            }
+            "lockout_failures" => self.lockout_failures = num(key, v)?,
+            "lockout_window" => self.lockout_window = num(key, v)?,
+            "lockout_time" => self.lockout_time = num(key, v)?,
+            "lockout_ip_failures" => self.lockout_ip_failures = num(key, v)?,
+            "relay" => {
+                self.relay = match v {
+                    "on" | "yes" | "1" => true,
+                    "off" | "no" | "0" => false,
+                    _ => return Err("bad value for relay: want on or off".into()),
+                }
+            }
+            "default_domain" => {
+                if !crate::login::domain_ok(v) || v.is_empty() {
+                    return Err("bad value for default_domain".into());
+                }
+                self.default_domain = Some(v.to_ascii_lowercase())
+            }
+            "vpopmail_dir" => self.vpopmail_dir = Some(PathBuf::from(v)),
+            "qmail" => self.qmail_dir = PathBuf::from(v),
+            _ => return Err(format!("unknown setting {key}")),
+        }
+        Ok(())
+    }
+
+    /// Applies a config file's text: `key = value` lines, `#` comments, blank lines.
+    pub fn apply_file(&mut self, name: &str, text: &str) -> Result<(), String> {
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                return Err(format!("{name} line {}: want key = value", n + 1));
+            };
+            self.set(k.trim(), v)
+                .map_err(|e| format!("{name} line {}: {e}", n + 1))?;
+        }
+        Ok(())
+    }
+
+    /// Applies `CHECKPASSWORD_<KEY>` (and `QMAIL`) from `env`.
+    pub fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+        for key in KEYS {
+            let var = format!("CHECKPASSWORD_{}", key.to_ascii_uppercase());
+            if let Some(v) = env(&var) {
+                self.set(key, &v).map_err(|e| format!("{var}: {e}"))?;
+            }
+        }
+        if let Some(q) = env("QMAIL") {
+            self.set("qmail", &q)?;
+        }
+        Ok(())
+    }
+
+    /// Loads the config file and, when `env_trusted`, the environment on top of it.
+    pub fn load(env: &dyn Fn(&str) -> Option<String>, env_trusted: bool) -> Result<Self, String> {
+        let mut s = Settings::default();
+        let (path, named) = match env_trusted.then(|| env("CHECKPASSWORD_CONFIG")).flatten() {
+            Some(p) => (p, true),
+            None => (DEFAULT_CONFIG.to_string(), false),
+        };
+        match std::fs::read(&path) {
+            Ok(t) => {
+                let t = Zeroizing::new(t);
+                let text =
+                    std::str::from_utf8(&t).map_err(|_| format!("{path}: not UTF-8 text"))?;
+                s.apply_file(&path, text)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => {}
+            Err(e) => return Err(format!("unable to read {path}: {e}")),
+        }
+        if env_trusted {
+            s.apply_env(env)?;
+        }
+        Ok(s)
+    }
+
+    /// `~vpopmail`: the setting, else the vpopmail account's home, else /home/vpopmail.
+    pub fn vpopmail_home(&self) -> PathBuf {
+        if let Some(d) = &self.vpopmail_dir {
+            return d.clone();
+        }
+        match account("vpopmail") {
+            Some(a) => a.home,
+            None => PathBuf::from("/home/vpopmail"),
+        }
+    }
+
+    /// Where the users are: `db`, else vpopmail.mysql, else the SQLite default.
+    pub fn targets(&self) -> Result<Targets, String> {
+        if let Some(url) = &self.db {
+            return Ok(Targets {
+                read: parse_url(url)?,
+                write: None,
+            });
+        }
+        let vm = self.vpopmail_home().join("etc/vpopmail.mysql");
+        match std::fs::read(&vm) {
+            Ok(t) => {
+                let t = Zeroizing::new(t);
+                return parse_vpopmail_mysql(&String::from_utf8_lossy(&t))
+                    .map_err(|e| format!("{}: {e}", vm.display()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("unable to read {}: {e}", vm.display())),
+        }
+        Ok(Targets {
+            read: Target::Sqlite(PathBuf::from(DEFAULT_SQLITE)),
+            write: None,
+        })
+    }
+}
+
+/// A database to connect to.
+#[derive(Clone)]
+pub enum Target {
+    Sqlite(PathBuf),
+    Mysql(MysqlTarget),
+    Postgres(Zeroizing<String>),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a password.
+        match self {
+            Target::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            Target::Mysql(m) => write!(f, "mysql {}@{}:{}/{}", m.user, m.host, m.port, m.db),
+            Target::Postgres(_) => write!(f, "postgres"),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct MysqlTarget {
+    pub host: String,
+    pub port: u16,
+    pub socket: Option<String>,
+    pub user: String,
+    pub pass: Zeroizing<String>,
+    pub db: String,
+}
+
+/// Reads go to `read`; `write` (vpopmail.mysql's second line) takes lastauth, relay and
+/// lockout updates when present.
+#[derive(Clone, Debug)]
+pub struct Targets {
+    pub read: Target,
+    pub write: Option<Target>,
+}
+
+fn pct_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("bad %-escape in URL")?;
+            out.push(h);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "URL is not UTF-8".to_string())
+}
+
+/// `sqlite:PATH`, `mysql://user:pass@host:port/db?socket=PATH`, `postgres://...`.
+pub fn parse_url(url: &str) -> Result<Target, String> {
+    if let Some(p) = url.strip_prefix("sqlite://") {
+        return Ok(Target::Sqlite(PathBuf::from(p)));
+    }
+    if let Some(p) = url.strip_prefix("sqlite:") {
+        return Ok(Target::Sqlite(PathBuf::from(p)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Target::Postgres(Zeroizing::new(url.to_string())));
+    }
+    let Some(rest) = url.strip_prefix("mysql://") else {
+        return Err("db: want a sqlite:, mysql:// or postgres:// URL".into());
+    };
+    let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (auth_host, db) = main.split_once('/').unwrap_or((main, ""));
+    let (auth, hostport) = match auth_host.rsplit_once('@') {
+        Some((a, h)) => (a, h),
+        None => ("", auth_host),
+    };
+    let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || !p.is_empty() => (
+            h,
+            p.parse::<u16>().map_err(|_| "db: bad port in mysql URL")?,
+        ),
+        _ => (hostport, 3306),
+    };
+    let mut socket = None;
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        match kv.split_once('=') {
+            Some(("socket", v)) => socket = Some(pct_decode(v)?),
+            _ => return Err(format!("db: unknown mysql URL parameter {kv}")),
+        }
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok(Target::Mysql(MysqlTarget {
+        host: if host.is_empty() {
+            "localhost".into()
+        } else {
+            pct_decode(host)?
+        },
+        port,
+        socket,
+        user: pct_decode(user)?,
+        pass: Zeroizing::new(pct_decode(pass)?),
+        db: pct_decode(db)?,
+    }))
+}
+
+/// vpopmail's `host|port-or-/socket|user|password|database` lines: the first for reads,
+/// an optional second for updates.
+pub fn parse_vpopmail_mysql(text: &str) -> Result<Targets, String> {
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split('|').collect();
+        if f.len() < 5 {
+            return Err("want host|port|user|password|database".into());
+        }
+        let (port, socket) = if f[1].starts_with('/') {
+            (3306, Some(f[1].to_string()))
+        } else {
+            let p: u16 = f[1].parse().map_err(|_| "bad port")?;
+            if p == 0 && (f[0] == "localhost" || f[0].is_empty()) {
+                (3306, Some(DEFAULT_MYSQL_SOCKET.to_string()))
+            } else {
+                (if p == 0 { 3306 } else { p }, None)
+            }
+        };
+        found.push(Target::Mysql(MysqlTarget {
+            host: f[0].to_string(),
+            port,
+            socket,
+            user: f[2].to_string(),
+            pass: Zeroizing::new(f[3].to_string()),
+            db: f[4].to_string(),
+        }));
+        if found.len() == 2 {
+            break;
+        }
+    }
+    let mut it = found.into_iter();
+    let read = it.next().ok_or("no connection line")?;
+    Ok(Targets {
+        read,
+        write: it.next(),
+    })
+}
+
+/// A system account's ids and home.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+pub fn account(name: &str) -> Option<Account> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 16384];
+    let mut res: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwnam_r with a live buffer of the size passed; the result points into pw.
+    let r = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pw,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut res,
+        )
+    };
+    if r != 0 || res.is_null() {
+        return None;
+    }
+    // SAFETY: pw_dir is a NUL-terminated string inside buf.
+    let home = unsafe { CStr::from_ptr(pw.pw_dir) };
+    Some(Account {
+        uid: pw.pw_uid,
+        gid: pw.pw_gid,
+        home: Path::new(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(home.to_bytes()),
+        )
+        .to_path_buf(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env() {
+        let mut s = Settings::default();
+        s.apply_file(
+            "t",
+            "# c\n db = sqlite:/x \nlockout_failures=5\ntables = per-domain\n",
+        )
+        .unwrap();
+        assert_eq!(s.lockout_failures, 5);
+        assert_eq!(s.tables, Tables::PerDomain);
+        let env = |k: &str| (k == "CHECKPASSWORD_LOCKOUT_FAILURES").then(|| "7".to_string());
+        s.apply_env(&env).unwrap();
+        assert_eq!(s.lockout_failures, 7);
+        assert!(s.apply_file("t", "nonsense = 1").is_err());
+        assert!(s.apply_file("t", "uid = 0").is_err());
+        assert!(s.apply_file("t", "lockout_time = -1").is_err());
+        assert!(s.apply_file("t", "relay = maybe").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        match parse_url("mysql://u:p%40ss@127.0.0.1:3307/vpop?socket=/run/my.sock").unwrap() {
+            Target::Mysql(m) => {
+                assert_eq!((m.user.as_str(), m.pass.as_str()), ("u", "p@ss"));
+                assert_eq!(
+                    (m.host.as_str(), m.port, m.db.as_str()),
+                    ("127.0.0.1", 3307, "vpop")
+                );
+                assert_eq!(m.socket.as_deref(), Some("/run/my.sock"));
+            }
+            _ => panic!("not mysql"),
+        }
+        assert!(
+            matches!(parse_url("sqlite:/a/b").unwrap(), Target::Sqlite(p) if p == Path::new("/a/b"))
+        );
+        assert!(matches!(
+            parse_url("postgres://a@b/c").unwrap(),
+            Target::Postgres(_)
+        ));
+        assert!(parse_url("oracle://x").is_err());
+    }
+
+    #[test]
+    fn vpopmail_mysql_file() {
+        let t = parse_vpopmail_mysql(
+            "# c\nlocalhost|0|r|rp|vpopmail\nlocalhost|/s.sock|w|wp|vpopmail\n",
+        )
+        .unwrap();
+        let Target::Mysql(r) = t.read else { panic!() };
+        assert_eq!(r.socket.as_deref(), Some(DEFAULT_MYSQL_SOCKET));
+        let Some(Target::Mysql(w)) = t.write else {
+            panic!()
+        };
+        assert_eq!(
+            (w.user.as_str(), w.socket.as_deref()),
+            ("w", Some("/s.sock"))
+        );
+        let t = parse_vpopmail_mysql("db.example|3307|r|rp|vp\n").unwrap();
+        let Target::Mysql(r) = t.read else { panic!() };
+        assert_eq!(
+            (r.host.as_str(), r.port, r.socket),
+            ("db.example", 3307, None)
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! A vpopmail-compatible checkpassword: the interface of djb's checkpassword (fd 3, exit
+//! codes, exec of the next program), vchkpw's login rules and user tables (MariaDB/MySQL,
+//! PostgreSQL or embedded SQLite), Dovecot 2.3's extensions, and safe defaults: constant
+//! time checks, failed-login lockout, no root, no secrets in logs.
+
+pub mod assign;
+pub mod config;
+pub mod fd3;
+pub mod lockout;
+pub mod log;
+pub mod login;
+pub mod run;
+pub mod service;
+pub mod setup;
+pub mod store;
+pub mod users;
+pub mod verify;
+
+/// Authentication failed (wrong password, unknown user, service denied, locked out).
+pub const EXIT_FAIL: i32 = 1;
+/// The caller misused the interface.
+pub const EXIT_MISUSE: i32 = 2;
+/// Dovecot lookup mode: no such user.
+pub const EXIT_NOUSER: i32 = 3;
+/// Temporary trouble: database, configuration, I/O.
+pub const EXIT_TEMP: i32 = ucspi::msg::EXIT_TEMP;

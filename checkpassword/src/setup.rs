@@ -1,0 +1,79 @@
+//! The process the program runs in: ids dropped (and checked to have stuck), directory,
+//! environment, then std's exec (which restores SIGPIPE's default disposition).
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+fn errno() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+/// Becomes `uid`:`gid` with `gid` as the only group, for good (real, effective and saved).
+pub fn drop_to(uid: u32, gid: u32) -> Result<(), String> {
+    if uid == 0 || gid == 0 {
+        return Err(format!("refusing to run as uid {uid} gid {gid}"));
+    }
+    // SAFETY: plain syscalls on integers and a one-element array.
+    unsafe {
+        if libc::setgroups(1, &gid) != 0 {
+            return Err(format!("setgroups {gid} failed: {}", errno()));
+        }
+        if libc::setresgid(gid, gid, gid) != 0 {
+            return Err(format!("setgid {gid} failed: {}", errno()));
+        }
+        if libc::setresuid(uid, uid, uid) != 0 {
+            return Err(format!("setuid {uid} failed: {}", errno()));
+        }
+    }
+    verify(uid, gid)
+}
+
+/// In a setuid or setgid process: back to the caller's real ids, for good.
+pub fn drop_to_caller() -> Result<(), String> {
+    // SAFETY: plain syscalls.
+    unsafe {
+        let (uid, gid) = (libc::getuid(), libc::getgid());
+        if libc::geteuid() == 0 && libc::setgroups(1, &gid) != 0 {
+            return Err(format!("setgroups {gid} failed: {}", errno()));
+        }
+        if libc::setresgid(gid, gid, gid) != 0 {
+            return Err(format!("setgid {gid} failed: {}", errno()));
+        }
+        if libc::setresuid(uid, uid, uid) != 0 {
+            return Err(format!("setuid {uid} failed: {}", errno()));
+        }
+        verify(uid, gid)
+    }
+}
+
+fn verify(uid: u32, gid: u32) -> Result<(), String> {
+    let (mut r, mut e, mut s) = (0, 0, 0);
+    let (mut rg, mut eg, mut sg) = (0, 0, 0);
+    // SAFETY: out-pointers to locals.
+    unsafe {
+        libc::getresuid(&mut r, &mut e, &mut s);
+        libc::getresgid(&mut rg, &mut eg, &mut sg);
+    }
+    if (r, e, s) != (uid, uid, uid) || (rg, eg, sg) != (gid, gid, gid) {
+        return Err(format!("ids did not change to {uid}:{gid}"));
+    }
+    Ok(())
+}
+
+pub fn chdir(dir: &Path) -> Result<(), String> {
+    std::env::set_current_dir(dir).map_err(|e| format!("chdir {} failed: {e}", dir.display()))
+}
+
+/// Runs `prog` in this process with `env` added to the inherited environment. Returns
+/// only on failure.
+pub fn exec(prog: &[OsString], env: &[(String, OsString)]) -> String {
+    let mut c = Command::new(&prog[0]);
+    c.args(&prog[1..]);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let e = c.exec();
+    format!("unable to run {}: {e}", prog[0].to_string_lossy())
+}

@@ -1,0 +1,160 @@
+//! The three SQL back ends behind one small interface: parameterised queries returning
+//! rows whose columns are looked up by name, and the dialect differences (placeholders,
+//! identifier quoting, upserts) kept in [`Kind`].
+
+mod mysql;
+mod postgres;
+mod sqlite;
+
+use std::time::Duration;
+
+use crate::config::Target;
+
+/// How long a connect or a query may take before the database counts as down.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Val {
+    Null,
+    Int(i64),
+    Text(Vec<u8>),
+}
+
+impl Val {
+    pub fn text(s: &str) -> Val {
+        Val::Text(s.as_bytes().to_vec())
+    }
+    pub fn as_int(&self) -> i64 {
+        match self {
+            Val::Int(i) => *i,
+            Val::Text(t) => std::str::from_utf8(t)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0),
+            Val::Null => 0,
+        }
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Val::Text(t) => t,
+            _ => b"",
+        }
+    }
+}
+
+/// One result row: (column name, value) pairs.
+#[derive(Debug, Clone, Default)]
+pub struct Row(pub Vec<(String, Val)>);
+
+impl Row {
+    pub fn get(&self, col: &str) -> Option<&Val> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(col))
+            .map(|(_, v)| v)
+    }
+}
+
+#[derive(Debug)]
+pub enum DbError {
+    /// The table does not exist (per-domain layout: an unknown domain).
+    NoTable,
+    /// Anything else: the database is down, refused us, or the schema is wrong.
+    Other(String),
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbError::NoTable => write!(f, "no such table"),
+            DbError::Other(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Mysql,
+    Postgres,
+}
+
+impl Kind {
+    /// Quotes an identifier we built from checked characters.
+    pub fn ident(self, name: &str) -> String {
+        match self {
+            Kind::Mysql => format!("`{name}`"),
+            _ => format!("\"{name}\""),
+        }
+    }
+
+    /// `INSERT` that replaces the row with the same primary key.
+    pub fn upsert(self, table: &str, cols: &[&str], key: &[&str]) -> String {
+        let q = |c: &str| self.ident(c);
+        let names: Vec<String> = cols.iter().map(|c| q(c)).collect();
+        let marks = vec!["?"; cols.len()].join(", ");
+        match self {
+            Kind::Mysql => format!(
+                "REPLACE INTO {} ({}) VALUES ({marks})",
+                q(table),
+                names.join(", ")
+            ),
+            Kind::Sqlite => format!(
+                "INSERT OR REPLACE INTO {} ({}) VALUES ({marks})",
+                q(table),
+                names.join(", ")
+            ),
+            Kind::Postgres => {
+                let sets: Vec<String> = cols
+                    .iter()
+                    .filter(|c| !key.contains(c))
+                    .map(|c| format!("{0} = EXCLUDED.{0}", q(c)))
+                    .collect();
+                let keys: Vec<String> = key.iter().map(|c| q(c)).collect();
+                format!(
+                    "INSERT INTO {} ({}) VALUES ({marks}) ON CONFLICT ({}) DO UPDATE SET {}",
+                    q(table),
+                    names.join(", "),
+                    keys.join(", "),
+                    sets.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// A connection to one of the back ends.
+pub trait Conn {
+    fn kind(&self) -> Kind;
+    /// Runs a query with `?` placeholders bound to `params`.
+    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError>;
+    /// Runs a statement; returns the number of rows changed.
+    fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, DbError>;
+    /// Closes the connection politely (a MySQL COM_QUIT) before we exec.
+    fn close(self: Box<Self>);
+}
+
+pub fn connect(t: &Target) -> Result<Box<dyn Conn>, DbError> {
+    match t {
+        Target::Sqlite(p) => Ok(Box::new(sqlite::Sqlite::open(p)?)),
+        Target::Mysql(m) => Ok(Box::new(mysql::Mysql::open(m)?)),
+        Target::Postgres(url) => Ok(Box::new(postgres::Postgres::open(url)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upserts() {
+        assert_eq!(
+            Kind::Mysql.upsert("relay", &["ip_addr", "timestamp"], &["ip_addr"]),
+            "REPLACE INTO `relay` (`ip_addr`, `timestamp`) VALUES (?, ?)"
+        );
+        assert_eq!(
+            Kind::Postgres.upsert("relay", &["ip_addr", "timestamp"], &["ip_addr"]),
+            "INSERT INTO \"relay\" (\"ip_addr\", \"timestamp\") VALUES (?, ?) ON CONFLICT (\"ip_addr\") DO UPDATE SET \"timestamp\" = EXCLUDED.\"timestamp\""
+        );
+    }
+}
