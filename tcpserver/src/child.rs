@@ -246,6 +246,8 @@ pub fn serve(
             }
             libc::close(t);
         }
+        // accept4 gave the socket close-on-exec; fd 0 must survive the exec.
+        libc::fcntl(0, libc::F_SETFD, 0);
         if libc::dup2(0, 1) < 0 {
             drop_conn(
                 msg,

@@ -1,0 +1,507 @@
+//! tcpserver: differential tests against Debian's (djb's 0.88) on loopback.
+//! Run with `cargo test -p blackbox --test tcpserver` after building the binary.
+
+mod tcpserver_util;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use blackbox::{run_with_input, show, TempDir};
+use tcpserver_util::*;
+
+const QUIET: &[&str] = &["-H", "-R", "-l0"];
+
+fn opts<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v: Vec<&str> = QUIET.to_vec();
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Lines of the service's output, with port numbers (which differ per run) removed.
+fn without_ports(out: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter(|l| !l.starts_with("TCPLOCALPORT=") && !l.starts_with("TCPREMOTEPORT="))
+        .map(str::to_string)
+        .collect()
+}
+
+const STATE: &str = "env | sort\necho ---\ngrep -E '^(SigBlk|SigIgn|SigCgt|Uid|Gid|Groups)' /proc/self/status\necho ---\nls /proc/self/fd | tr '\\n' ' '\necho ---\numask\n";
+
+#[test]
+fn child_environment_signals_fds_match_djb() {
+    let d = TempDir::new("ts-env");
+    let svc = script(&d, "svc", STATE);
+    both(|bin| {
+        let s = Server::start(bin, &opts(&[]), "127.0.0.1", &[&svc], &base_env());
+        let out = s.talk(b"");
+        without_ports(&out)
+    });
+    // And the absolute facts the differential run rests on.
+    let s = Server::start(&ours(), &opts(&[]), "127.0.0.1", &[&svc], &base_env());
+    let out = String::from_utf8(s.talk(b"")).unwrap();
+    assert!(out.contains("SigBlk:\t0000000000000000"), "{out}");
+    // SIGPIPE (13) must not be ignored: bit 12 of SigIgn.
+    let ign = out
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:\t"))
+        .unwrap();
+    assert_eq!(
+        u64::from_str_radix(ign, 16).unwrap() & (1 << 12),
+        0,
+        "{out}"
+    );
+    assert!(
+        out.contains("PROTO=TCP\n") && out.contains("TCPLOCALHOST=0\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("TCPREMOTEHOST") && !out.contains("TCPREMOTEINFO"),
+        "{out}"
+    );
+    assert!(out.contains("KEEP=me\n"), "{out}");
+}
+
+#[test]
+fn inherited_fd_passes_through_listener_does_not() {
+    // fd 5 opened by the shell that starts the server is passed to the service as is.
+    let d = TempDir::new("ts-fd");
+    let svc = script(&d, "svc", "ls /proc/self/fd | tr '\\n' ' '\n");
+    both(|bin| {
+        let wrapper = script(
+            &d,
+            "wrap",
+            &format!("exec 5</dev/null\nexec {} \"$@\"\n", bin.display()),
+        );
+        let s = Server::start(
+            Path::new(&wrapper),
+            &opts(&[]),
+            "127.0.0.1",
+            &[&svc],
+            &base_env(),
+        );
+        vec![String::from_utf8_lossy(&s.talk(b"")).into_owned()]
+    });
+}
+
+#[test]
+fn verbose_log_lines_match_djb() {
+    let d = TempDir::new("ts-log");
+    let svc = script(&d, "svc", "echo hi\nexit 3\n");
+    let long = "x".repeat(100);
+    let odd = "a:b%c d";
+    for l in ["0", &long, odd, &"y".repeat(99), &"z".repeat(150)] {
+        both(|bin| {
+            let s = Server::start(
+                bin,
+                &["-v", "-H", "-R", "-l", l],
+                "127.0.0.1",
+                &[&svc],
+                &base_env(),
+            );
+            assert_eq!(s.talk(b""), b"hi\n");
+            normalise(&s.wait_log(|l| l.iter().filter(|x| x.contains("status: 0/")).count() >= 2))
+        });
+    }
+}
+
+#[test]
+fn deny_and_rules_settings_match_djb() {
+    let d = TempDir::new("ts-rules");
+    let svc = script(
+        &d,
+        "svc",
+        "env | grep -E '^(PROTO|TCPREMOTEIP|X|Y|EMPTY)=' | sort\n",
+    );
+    let cases = [
+        "127.0.0.1:deny\n",
+        "127.0.0.1:allow,X=\"1\",Y='a b',EMPTY=\"\"\n",
+        "127.0.0.:allow,PROTO=\"SPOOF\",TCPREMOTEIP=\"9.9.9.9\"\n",
+        "=:deny\n:allow,X=\"default\"\n",
+        "127.:deny,X=\"after deny\"\n",
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        let cdb = rules(&d, &format!("r{i}.cdb"), text);
+        both(|bin| {
+            let s = Server::start(
+                bin,
+                &opts(&["-v", "-B", "banner\n", "-x", &cdb]),
+                "127.0.0.1",
+                &[&svc],
+                &base_env(),
+            );
+            let mut out = without_ports(&s.talk(b""));
+            out.extend(normalise(&s.wait_idle()));
+            out
+        });
+    }
+}
+
+#[test]
+fn missing_and_corrupt_rules_match_djb() {
+    let d = TempDir::new("ts-norules");
+    let svc = script(&d, "svc", "echo served\n");
+    let missing = d.join("missing.cdb");
+    let missing = missing.to_str().unwrap();
+    let corrupt = d.join("corrupt.cdb");
+    std::fs::write(&corrupt, b"short").unwrap();
+    let corrupt = corrupt.to_str().unwrap();
+    for args in [
+        vec!["-x", missing],
+        vec!["-X", "-x", missing],
+        vec!["-X", "-x", corrupt],
+    ] {
+        both(|bin| {
+            let s = Server::start(bin, &opts(&args), "127.0.0.1", &[&svc], &base_env());
+            let mut out = vec![String::from_utf8_lossy(&s.talk(b"")).into_owned()];
+            if !out[0].contains("served") {
+                out.extend(s.wait_log(|l| !l.is_empty()));
+            }
+            out
+        });
+    }
+}
+
+#[test]
+fn unreadable_rules_drop_the_connection_with_a_warning() {
+    // djb's child dies of SIGSEGV on a directory; ours drops the connection and says why.
+    let s = Server::start(
+        &ours(),
+        &opts(&["-x", "/"]),
+        "127.0.0.1",
+        &["echo", "served"],
+        &base_env(),
+    );
+    assert_eq!(s.talk(b""), b"");
+    let log = s.wait_log(|l| !l.is_empty());
+    assert_eq!(
+        log,
+        ["tcpserver: warning: dropping connection, unable to read /: is a directory"]
+    );
+}
+
+#[test]
+fn banner_goes_out_before_the_program() {
+    let d = TempDir::new("ts-banner");
+    let svc = script(&d, "svc", "echo prog\n");
+    both(|bin| {
+        let s = Server::start(
+            bin,
+            &opts(&["-B", "220 hello\r\n"]),
+            "127.0.0.1",
+            &[&svc],
+            &base_env(),
+        );
+        vec![String::from_utf8_lossy(&s.talk(b"")).into_owned()]
+    });
+}
+
+#[test]
+fn exec_failure_and_path_search_match_djb() {
+    let d = TempDir::new("ts-exec");
+    let noshebang = d.join("noshebang");
+    std::fs::write(&noshebang, "echo x\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&noshebang, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for prog in [
+        "no-such-program-xyz",
+        "/nonexistent/prog",
+        noshebang.to_str().unwrap(),
+        "echo",
+    ] {
+        both(|bin| {
+            let s = Server::start(bin, &opts(&[]), "127.0.0.1", &[prog, "found"], &base_env());
+            let mut v = vec![String::from_utf8_lossy(&s.talk(b"")).into_owned()];
+            if v[0].is_empty() {
+                v.extend(s.wait_log(|l| !l.is_empty()));
+            }
+            v
+        });
+    }
+}
+
+#[test]
+fn usage_and_startup_errors_match_djb() {
+    let cases: Vec<Vec<&str>> = vec![
+        vec![],
+        vec!["-z", "0", "0", "true"],
+        vec!["-c"],
+        vec!["-H", "0"],
+        vec!["-H", "0", "0"],
+        vec!["-q", "-z"],
+        vec!["-HR", "0", "no-such-service-xyz", "true"],
+        vec!["-HR", "0", "smtp-no", "true"],
+        vec!["-HR", "1.2.3.4", "0", "true"],
+    ];
+    for args in cases {
+        let run = |bin: &Path| {
+            let mut c = Command::new(bin);
+            c.args(&args).env_clear().env("PATH", "/usr/bin:/bin");
+            let o = run_with_input(&mut c, b"", Duration::from_secs(10));
+            (
+                o.status.code(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        };
+        let (a, b) = (run(&djb()), run(&ours()));
+        assert_eq!(a, b, "args {args:?}");
+    }
+}
+
+#[test]
+fn bind_conflict_matches_djb() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let run = |bin: &Path| {
+        let mut c = Command::new(bin);
+        c.args(["-HR", "127.0.0.1", &port, "true"]).env_clear();
+        let o = run_with_input(&mut c, b"", Duration::from_secs(10));
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (a, b) = (run(&djb()), run(&ours()));
+    assert_eq!(a, b);
+    assert_eq!(
+        b.1,
+        "tcpserver: fatal: unable to bind: address already used\n"
+    );
+}
+
+#[test]
+fn port_forms_and_print_port() {
+    // 70000 is 4464 modulo 65536 for both; a service name works.
+    for bin in [djb(), ours()] {
+        let mut c = Command::new(&bin);
+        c.args(["-1", "-HR", "-l0", "127.0.0.1", "smtp", "true"])
+            .env_clear();
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut ch = c.spawn().unwrap();
+        let mut out = String::new();
+        let start = Instant::now();
+        let mut so = ch.stdout.take().unwrap();
+        let t = std::thread::spawn(move || {
+            let mut b = [0u8; 16];
+            let n = so.read(&mut b).unwrap_or(0);
+            String::from_utf8_lossy(&b[..n]).into_owned()
+        });
+        while start.elapsed() < Duration::from_secs(5) && !t.is_finished() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = ch.kill();
+        let _ = ch.wait();
+        if let Ok(s) = t.join() {
+            out = s;
+        }
+        // Port 25 may be taken on a CI machine; then both fail to bind.
+        assert!(
+            out == "25\n" || out.is_empty(),
+            "{}: {out:?}",
+            bin.display()
+        );
+    }
+}
+
+#[test]
+fn concurrency_limit_defers_and_never_refuses() {
+    let d = TempDir::new("ts-limit");
+    let svc = script(&d, "svc", "read x\necho done\n");
+    both(|bin| {
+        let s = Server::start(
+            bin,
+            &opts(&["-v", "-c", "2"]),
+            "127.0.0.1",
+            &[&svc],
+            &base_env(),
+        );
+        let mut conns: Vec<_> = (0..4).map(|_| s.connect()).collect();
+        // Two are served, two wait in the backlog.
+        s.wait_log(|l| l.iter().filter(|x| x.starts_with("tcpserver: ok")).count() >= 2);
+        std::thread::sleep(Duration::from_millis(300));
+        let before = s
+            .log()
+            .iter()
+            .filter(|x| x.starts_with("tcpserver: ok"))
+            .count();
+        assert_eq!(tcpserver_util::children_of(s.pid()).len(), 2);
+        let mut outs = Vec::new();
+        for c in conns.iter_mut() {
+            c.write_all(b"x\n").unwrap();
+            outs.push(String::from_utf8_lossy(&read_all(c)).into_owned());
+        }
+        let log = s.wait_log(|l| {
+            l.iter().filter(|x| x.starts_with("tcpserver: end")).count() >= 4
+                && l.last().is_some_and(|x| x.ends_with(" 0/2"))
+        });
+        let mut v = vec![before.to_string()];
+        v.extend(outs);
+        // The order of status lines depends on when children exit; their bounds do not.
+        let st: Vec<u64> = log
+            .iter()
+            .filter_map(|x| x.strip_prefix("tcpserver: status: "))
+            .map(|x| x.trim_end_matches("/2").parse().unwrap())
+            .collect();
+        v.push(format!(
+            "max {} last {:?} n {}",
+            st.iter().max().unwrap(),
+            st.last(),
+            st.len()
+        ));
+        v
+    });
+}
+
+#[test]
+fn limit_zero_never_accepts() {
+    both(|bin| {
+        let s = Server::start(
+            bin,
+            &opts(&["-v", "-c", "junk"]),
+            "127.0.0.1",
+            &["echo", "x"],
+            &base_env(),
+        );
+        let mut c = s.connect();
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut b = [0u8; 4];
+        let r = c.read(&mut b);
+        vec![format!("{:?}", r.map_err(|e| e.kind())), s.log().join("|")]
+    });
+}
+
+#[test]
+fn sigterm_exits_zero_and_children_keep_running() {
+    let d = TempDir::new("ts-term");
+    let svc = script(&d, "svc", "read x\necho still-here\n");
+    both(|bin| {
+        let mut s = Server::start(bin, &opts(&[]), "127.0.0.1", &[&svc], &base_env());
+        let mut c = s.connect();
+        let start = Instant::now();
+        while tcpserver_util::children_of(s.pid()).is_empty() && start.elapsed() < LIMIT {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(s.pid(), libc::SIGTERM) };
+        let st = s.child.wait().unwrap();
+        c.write_all(b"x\n").unwrap();
+        vec![
+            format!("{:?}", st.code()),
+            String::from_utf8_lossy(&read_all(&mut c)).into_owned(),
+        ]
+    });
+}
+
+#[test]
+fn privileges_dropped_as_djb() {
+    let d = TempDir::new("ts-uid");
+    let svc = script(&d, "svc", "grep -E '^(Uid|Gid|Groups)' /proc/self/status\n");
+    std::fs::set_permissions(
+        d.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    both(|bin| {
+        let mut v = Vec::new();
+        for extra in [vec!["-u", "65534", "-g", "65534"], vec!["-U"]] {
+            let mut env = base_env();
+            env.push(("UID".into(), "1".into()));
+            env.push(("GID".into(), "2x".into()));
+            let s = Server::start(bin, &opts(&extra), "127.0.0.1", &[&svc], &env);
+            v.push(String::from_utf8_lossy(&s.talk(b"")).into_owned());
+        }
+        v
+    });
+}
+
+#[test]
+fn crashed_child_is_reaped_with_raw_status() {
+    let d = TempDir::new("ts-crash");
+    let svc = script(&d, "svc", "kill -9 $$\n");
+    both(|bin| {
+        let s = Server::start(bin, &opts(&["-v"]), "127.0.0.1", &[&svc], &base_env());
+        s.talk(b"");
+        let log = s.wait_idle();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(tcpserver_util::zombies_of(s.pid()), 0);
+        normalise(&log)
+    });
+}
+
+#[test]
+fn exit_status_of_child_is_logged_raw() {
+    let out = {
+        let d = TempDir::new("ts-raw");
+        let svc = script(&d, "svc", "exit 3\n");
+        let s = Server::start(&ours(), &opts(&["-v"]), "127.0.0.1", &[&svc], &base_env());
+        s.talk(b"");
+        s.wait_log(|l| l.iter().any(|x| x.starts_with("tcpserver: end")))
+    };
+    assert!(out.iter().any(|l| l.ends_with(" status 768")), "{out:?}");
+}
+
+#[test]
+fn stdin_closed_at_start_still_serves() {
+    // The listener must not land on fd 0 and be closed with it.
+    let d = TempDir::new("ts-fd0");
+    let svc = script(&d, "svc", "echo ok\n");
+    let wrapper = script(
+        &d,
+        "wrap",
+        &format!("exec 0<&-\nexec {} \"$@\"\n", ours().display()),
+    );
+    let s = Server::start(
+        Path::new(&wrapper),
+        &opts(&[]),
+        "127.0.0.1",
+        &[&svc],
+        &base_env(),
+    );
+    assert_eq!(s.talk(b""), b"ok\n");
+}
+
+#[test]
+fn options_cluster_and_override_like_djb() {
+    let d = TempDir::new("ts-getopt");
+    let svc = script(
+        &d,
+        "svc",
+        "env | grep -E '^TCP(LOCAL|REMOTE)(HOST|INFO)=' | sort\n",
+    );
+    both(|bin| {
+        // -q then -v: verbose wins; -l given twice: the last one.
+        let s = Server::start(
+            bin,
+            &["-qvHRlfirst", "-l", "second", "--"],
+            "127.0.0.1",
+            &[&svc],
+            &base_env(),
+        );
+        let mut v = without_ports(&s.talk(b""));
+        v.extend(normalise(&s.wait_idle()));
+        v
+    });
+}
+
+#[test]
+fn unresolvable_host_is_no_ip_address() {
+    // Only a DNS answer can turn a partial quad into an address: both say so.
+    let dns = "127.0.0.153";
+    let _q = dns_server(dns, vec![]);
+    for bin in [djb(), ours()] {
+        let mut c = Command::new(&bin);
+        c.args(["-HR", "-l0", "127.1", "0", "true"])
+            .env_clear()
+            .env("DNSCACHEIP", dns);
+        let o = run_with_input(&mut c, b"", Duration::from_secs(15));
+        assert_eq!(o.status.code(), Some(111), "{}", show(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr),
+            "tcpserver: fatal: no IP address for 127.1\n"
+        );
+    }
+}
