@@ -505,3 +505,209 @@ fn unresolvable_host_is_no_ip_address() {
         );
     }
 }
+
+const NAMES: &str = "env | grep -E '^TCP(LOCAL|REMOTE)(HOST|INFO)=' | sort\n";
+
+fn dns_env(ip: &str) -> Vec<(String, String)> {
+    let mut e = base_env();
+    e.push(("DNSCACHEIP".into(), ip.into()));
+    e
+}
+
+#[test]
+fn ptr_names_match_djb() {
+    let dns = "127.0.0.154";
+    let _q = dns_server(
+        dns,
+        vec![
+            ("1.0.0.127.in-addr.arpa", 12, Answer::Ptr("Host.Example")),
+            ("host.example", 1, Answer::A([127, 0, 0, 1])),
+            (
+                "2.0.0.127.in-addr.arpa",
+                12,
+                Answer::Ptr("odd name.example"),
+            ),
+            ("3.0.0.127.in-addr.arpa", 12, Answer::Ptr("liar.example")),
+            ("liar.example", 1, Answer::A([10, 0, 0, 3])),
+        ],
+    );
+    let d = TempDir::new("ts-ptr");
+    let svc = script(&d, "svc", NAMES);
+    for (server, paranoid) in [
+        ("127.0.0.1", "-P"),
+        ("127.0.0.1", "-p"),
+        ("127.0.0.2", "-P"),
+        ("127.0.0.3", "-p"),
+        ("127.0.0.3", "-P"),
+    ] {
+        both(|bin| {
+            let s = Server::start(bin, &["-v", "-R", paranoid], server, &[&svc], &dns_env(dns));
+            let from = server.parse().unwrap();
+            let mut v = without_ports(&s.talk_from(Some(from), b""));
+            v.extend(normalise(&s.wait_idle()));
+            v
+        });
+    }
+}
+
+#[test]
+fn rules_match_on_names() {
+    let dns = "127.0.0.155";
+    let _q = dns_server(
+        dns,
+        vec![(
+            "1.0.0.127.in-addr.arpa",
+            12,
+            Answer::Ptr("mail.example.org"),
+        )],
+    );
+    let d = TempDir::new("ts-namerules");
+    let svc = script(&d, "svc", "echo \"$WHO\"\n");
+    let cdb = rules(&d, "r.cdb", "=.example.org:allow,WHO=\"org\"\n:deny\n");
+    both(|bin| {
+        let s = Server::start(
+            bin,
+            &["-R", "-l0", "-x", &cdb],
+            "127.0.0.1",
+            &[&svc],
+            &dns_env(dns),
+        );
+        vec![String::from_utf8_lossy(&s.talk(b"")).into_owned()]
+    });
+}
+
+#[test]
+fn dns_failures_leave_names_unset() {
+    // SERVFAIL for the reverse zone: names unset, connection served, as djb.
+    let dns = "127.0.0.156";
+    let _q = dns_server(dns, vec![("1.0.0.127.in-addr.arpa", 12, Answer::ServFail)]);
+    let d = TempDir::new("ts-servfail");
+    let svc = script(&d, "svc", NAMES);
+    both(|bin| {
+        let s = Server::start(bin, &["-R"], "127.0.0.1", &[&svc], &dns_env(dns));
+        without_ports(&s.talk(b""))
+    });
+}
+
+#[test]
+fn dead_dns_server_has_a_deadline() {
+    // A server that never answers: djb stalls 11 s and more per lookup; ours gives up
+    // after its deadline and serves the client without names.
+    let dns = "127.0.0.157";
+    let q = dns_server(dns, vec![("1.0.0.127.in-addr.arpa", 12, Answer::Silent)]);
+    let d = TempDir::new("ts-deaddns");
+    let svc = script(&d, "svc", "echo served\nenv | grep -c REMOTEHOST=\n");
+    let s = Server::start(&ours(), &["-R", "-l0"], "127.0.0.1", &[&svc], &dns_env(dns));
+    assert_eq!(s.talk(b""), b"served\n0\n");
+    assert!(*q.lock().unwrap() >= 1);
+}
+
+#[test]
+fn host_argument_from_etc_hosts_and_dns() {
+    // djb needs DNS even for localhost; ours reads /etc/hosts first.
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    if hosts
+        .lines()
+        .any(|l| l.starts_with("127.0.0.1") && l.split_whitespace().any(|w| w == "localhost"))
+    {
+        let s = Server::start(&ours(), QUIET, "localhost", &["echo", "hi"], &base_env());
+        assert_eq!(s.talk(b""), b"hi\n");
+    }
+    // A name only DNS knows, for both.
+    let dns = "127.0.0.158";
+    let _q = dns_server(
+        dns,
+        vec![("svc.test.example", 1, Answer::A([127, 0, 0, 9]))],
+    );
+    both(|bin| {
+        let s = Server::start(
+            bin,
+            QUIET,
+            "svc.test.example",
+            &["sh", "-c", "echo $TCPLOCALIP"],
+            &dns_env(dns),
+        );
+        let out = String::from_utf8_lossy(&connect_and_read(s.port, [127, 0, 0, 9])).into_owned();
+        vec![out]
+    });
+}
+
+fn connect_and_read(port: u16, ip: [u8; 4]) -> Vec<u8> {
+    let mut s = std::net::TcpStream::connect_timeout(&(ip, port).into(), LIMIT).unwrap();
+    read_all(&mut s)
+}
+
+fn ident_joe(req: &str) -> Option<String> {
+    Some(format!("{req} : USERID : UNIX : joe smith\r\n"))
+}
+fn ident_error(req: &str) -> Option<String> {
+    Some(format!("{req} : ERROR : NO-USER\r\n"))
+}
+fn ident_silent(_: &str) -> Option<String> {
+    None
+}
+fn ident_odd(req: &str) -> Option<String> {
+    Some(format!(
+        "{req}:USERID:UNIX:a:b%c\x01{}\r\n",
+        "z".repeat(120)
+    ))
+}
+
+#[test]
+fn ident_matches_djb() {
+    let d = TempDir::new("ts-ident");
+    let svc = script(&d, "svc", NAMES);
+    for (ip, f, t) in [
+        ("127.0.0.161", ident_joe as fn(&str) -> Option<String>, "5"),
+        ("127.0.0.162", ident_error, "5"),
+        ("127.0.0.163", ident_silent, "1"),
+        ("127.0.0.164", ident_odd, "5"),
+    ] {
+        identd(ip, f);
+        both(|bin| {
+            let s = Server::start(
+                bin,
+                &["-v", "-H", "-l0", "-t", t],
+                "127.0.0.1",
+                &[&svc],
+                &base_env(),
+            );
+            let mut v = without_ports(&s.talk_from(Some(ip.parse().unwrap()), b""));
+            v.extend(normalise(&s.wait_idle()));
+            v
+        });
+    }
+    // No identd at all: connection refused, info unset.
+    both(|bin| {
+        let s = Server::start(bin, &["-H", "-l0"], "127.0.0.1", &[&svc], &base_env());
+        without_ports(&s.talk_from(Some("127.0.0.165".parse().unwrap()), b""))
+    });
+}
+
+#[test]
+fn ident_rules_match_djb() {
+    let ip = "127.0.0.166";
+    identd(ip, ident_joe);
+    let d = TempDir::new("ts-identrules");
+    let svc = script(&d, "svc", "echo \"$WHO\"\n");
+    let cdb = rules(
+        &d,
+        "r.cdb",
+        "joesmith@127.0.0.166:allow,WHO=\"joe\"\n:deny\n",
+    );
+    both(|bin| {
+        let s = Server::start(
+            bin,
+            &["-H", "-l0", "-x", &cdb],
+            "127.0.0.1",
+            &[&svc],
+            &base_env(),
+        );
+        let a = s.talk_from(Some(ip.parse().unwrap()), b"");
+        let b = s.talk_from(Some("127.0.0.167".parse().unwrap()), b"");
+        vec![
+            String::from_utf8_lossy(&a).into_owned(),
+            String::from_utf8_lossy(&b).into_owned(),
+        ]
+    });
+}
