@@ -222,9 +222,14 @@ pub fn run(c: Config) -> ! {
             revents: 0,
         };
         // SAFETY: one valid pollfd, no timeout, an empty mask during the wait.
-        if unsafe { libc::ppoll(&mut pfd, 1, std::ptr::null(), &empty) } <= 0 {
+        let polled = unsafe { libc::ppoll(&mut pfd, 1, std::ptr::null(), &empty) };
+        if polled == 0
+            || (polled < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR))
+        {
             continue;
         }
+        // Any other poll failure (EINVAL once RLIMIT_NOFILE is 0) falls through to accept,
+        // which reports the real shortage; the back-off below keeps the loop from spinning.
         // SAFETY: zeroed storage for accept4 to fill.
         let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -247,6 +252,8 @@ pub fn run(c: Config) -> ! {
                     msg.warn_sys(&[b"unable to accept"], &e);
                     out_of_fds = true;
                 }
+                p.pause(100);
+            } else if polled < 0 {
                 p.pause(100);
             }
             continue;
