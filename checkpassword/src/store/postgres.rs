@@ -11,10 +11,17 @@ pub struct Postgres(Client);
 
 fn err(e: postgres::Error) -> DbError {
     if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) {
-        DbError::NoTable
-    } else {
-        DbError::Other(e.to_string())
+        return DbError::NoTable;
     }
+    // The crate's Display says only "db error"; the server's message is the useful part.
+    let mut text = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        src = s.source();
+    }
+    DbError::Other(text)
 }
 
 /// `?` placeholders become `$1`, `$2`, ... (our SQL has no `?` inside literals).
