@@ -103,6 +103,11 @@ impl CdbFile {
 
     pub fn from_file(file: File) -> io::Result<CdbFile> {
         let meta = file.metadata()?;
+        if meta.is_file() && meta.len() == 0 {
+            // djb's cdb_init tries mmap, which fails with EINVAL on an empty file, and his
+            // lookup then reports that errno: keep his wording.
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         if meta.is_file() && meta.len() > 0 && meta.len() <= u64::from(u32::MAX) {
             // SAFETY: the mapping is read-only and tcprules replaces rules files by rename,
             // never rewriting one in place, so the mapped bytes do not change under us.
