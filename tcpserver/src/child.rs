@@ -139,7 +139,7 @@ pub fn serve(
         None
     };
 
-    let mut env = shared.env.clone();
+    let mut env = Env::overlay();
     let mut scratch = Vec::with_capacity(64);
     set_tcp_vars(
         &mut env,
@@ -264,7 +264,7 @@ pub fn serve(
     }
     let mut argv: Vec<*const c_char> = c.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
-    let envp = env.envp();
+    let envp = shared.env.envp_with(&env);
     let prog = c.argv[0].to_bytes();
     // SAFETY: argv and envp are NULL-terminated arrays of NUL-terminated strings that
     // live until the call returns.

@@ -7,6 +7,7 @@
 //! clients wait in the kernel's backlog and are served later, never refused.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -117,12 +118,39 @@ fn ip_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A multiplicative hash for pids and addresses: the per-IP table is ours, not fed by
+/// attacker-chosen keys beyond client addresses, and SipHash cost more per accept than
+/// the rest of the parent's work together.
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(n)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_i32(&mut self, n: i32) {
+        self.write_u32(n as u32);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Fast<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
 struct Parent {
     verbose: bool,
     limit: u64,
     children: u64,
-    by_pid: HashMap<libc::pid_t, IpAddr>,
-    by_ip: HashMap<IpAddr, u64>,
+    /// Per-client-IP counts, kept only when `-C` or rules (`MAXCONIP`) can use them.
+    track_ips: bool,
+    by_pid: Fast<libc::pid_t, IpAddr>,
+    by_ip: Fast<IpAddr, u64>,
 }
 
 impl Parent {
@@ -154,6 +182,10 @@ impl Parent {
                     .write();
             }
             self.children = self.children.saturating_sub(1);
+            if !self.track_ips {
+                self.status();
+                continue;
+            }
             if let Some(ip) = self.by_pid.remove(&pid) {
                 if let Some(n) = self.by_ip.get_mut(&ip) {
                     *n -= 1;
@@ -201,8 +233,9 @@ pub fn run(c: Config) -> ! {
         verbose: c.verbosity >= 2,
         limit: c.limit,
         children: 0,
-        by_pid: HashMap::new(),
-        by_ip: HashMap::new(),
+        track_ips: c.per_ip > 0 || c.rules.is_some(),
+        by_pid: Fast::default(),
+        by_ip: Fast::default(),
     };
     p.status();
     let empty = empty_set();
@@ -265,7 +298,11 @@ pub fn run(c: Config) -> ! {
             continue;
         };
         let key = ip_key(remote.ip());
-        let from_ip = p.by_ip.get(&key).copied().unwrap_or(0) + 1;
+        let from_ip = if p.track_ips {
+            p.by_ip.get(&key).copied().unwrap_or(0) + 1
+        } else {
+            1
+        };
         if c.per_ip > 0 && c.rules.is_none() && from_ip > c.per_ip {
             child::refuse_over_limit(&c, t, key, from_ip - 1, c.per_ip);
             // SAFETY: closing the refused connection.
@@ -292,8 +329,10 @@ pub fn run(c: Config) -> ! {
                 continue;
             }
             pid => {
-                p.by_pid.insert(pid, key);
-                *p.by_ip.entry(key).or_insert(0) += 1;
+                if p.track_ips {
+                    p.by_pid.insert(pid, key);
+                    *p.by_ip.entry(key).or_insert(0) += 1;
+                }
             }
         }
         // SAFETY: the child has its copy; the parent's is closed.

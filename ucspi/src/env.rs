@@ -12,6 +12,19 @@ use std::os::unix::ffi::OsStrExt;
 #[derive(Clone, Debug, Default)]
 pub struct Env {
     entries: Vec<Vec<u8>>,
+    /// An overlay records removals as `NAME\0` entries, to be applied to a base.
+    overlay: bool,
+    /// Per entry, its name length and a 6-bit signature (see [`Env::index`]); empty or
+    /// stale after a change.
+    index: Vec<(usize, u8)>,
+}
+
+fn signature(name: &[u8]) -> u8 {
+    (name
+        .len()
+        .wrapping_mul(31)
+        .wrapping_add(usize::from(name.first().copied().unwrap_or(0)))
+        % 64) as u8
 }
 
 impl Env {
@@ -27,7 +40,37 @@ impl Env {
                 e
             })
             .collect();
-        Env { entries }
+        let mut e = Env {
+            entries,
+            overlay: false,
+            index: Vec::new(),
+        };
+        e.index();
+        e
+    }
+
+    /// Precomputes name lengths and signatures so that [`Env::envp_with`] can pass over
+    /// most entries with one bit test (call again after changes; a base built once in a
+    /// server's parent is indexed once).
+    pub fn index(&mut self) {
+        self.index = self
+            .entries
+            .iter()
+            .map(|e| {
+                let n = Self::name_of(e);
+                (n.len(), signature(n))
+            })
+            .collect();
+    }
+
+    /// An empty set of changes to apply to a base environment with [`Env::envp_with`];
+    /// a forked child fills one instead of copying the whole environment.
+    pub fn overlay() -> Env {
+        Env {
+            entries: Vec::with_capacity(16),
+            overlay: true,
+            index: Vec::new(),
+        }
     }
 
     fn name_of(e: &[u8]) -> &[u8] {
@@ -38,14 +81,32 @@ impl Env {
         &e[..end]
     }
 
+    /// Whether entry `e` (`NAME=value\0` or an overlay's `NAME\0`) is named `name`,
+    /// without scanning the whole entry.
+    fn named(e: &[u8], name: &[u8]) -> bool {
+        matches!(e.get(name.len()), Some(b'=') | Some(0)) && e.starts_with(name)
+    }
+
     /// Removes every entry named `name`.
     pub fn unset(&mut self, name: &[u8]) {
-        self.entries.retain(|e| Self::name_of(e) != name);
+        self.index.clear();
+        self.entries.retain(|e| !Self::named(e, name));
+        if self.overlay {
+            let mut e = Vec::with_capacity(name.len() + 1);
+            e.extend_from_slice(name);
+            e.push(0);
+            self.entries.push(e);
+        }
+    }
+
+    fn remove(&mut self, name: &[u8]) {
+        self.index.clear();
+        self.entries.retain(|e| !Self::named(e, name));
     }
 
     /// Sets `name` to `value`, replacing earlier entries of that name.
     pub fn set(&mut self, name: &[u8], value: &[u8]) {
-        self.unset(name);
+        self.remove(name);
         let mut e = Vec::with_capacity(name.len() + value.len() + 2);
         e.extend_from_slice(name);
         e.push(b'=');
@@ -67,8 +128,40 @@ impl Env {
         self.entries
             .iter()
             .rev()
-            .find(|e| Self::name_of(e) == name)
+            .find(|e| Self::named(e, name))
+            .filter(|e| e.get(name.len()) == Some(&b'='))
             .map(|e| &e[name.len() + 1..e.len() - 1])
+    }
+
+    /// NULL-terminated pointers for execve: the entries of `self` that `overlay` does not
+    /// name, then the variables `overlay` sets. Valid while neither is changed.
+    pub fn envp_with(&self, overlay: &Env) -> Vec<*const c_char> {
+        let mut v: Vec<*const c_char> =
+            Vec::with_capacity(self.entries.len() + overlay.entries.len() + 1);
+        let names: Vec<&[u8]> = overlay.entries.iter().map(|o| Self::name_of(o)).collect();
+        let mut sigs: u64 = 0;
+        for n in &names {
+            sigs |= 1 << signature(n);
+        }
+        let indexed = self.index.len() == self.entries.len();
+        for (i, e) in self.entries.iter().enumerate() {
+            let replaced = if indexed {
+                let (len, sig) = self.index[i];
+                sigs & (1 << sig) != 0 && names.iter().any(|n| n.len() == len && e.starts_with(n))
+            } else {
+                names.iter().any(|n| Self::named(e, n))
+            };
+            if !replaced {
+                v.push(e.as_ptr().cast());
+            }
+        }
+        for o in &overlay.entries {
+            if o.contains(&b'=') {
+                v.push(o.as_ptr().cast());
+            }
+        }
+        v.push(std::ptr::null());
+        v
     }
 
     /// NULL-terminated pointers for execve; valid while `self` is not changed.
@@ -78,9 +171,12 @@ impl Env {
         v
     }
 
-    /// Entries without their NULs, for tests and inspection.
+    /// Entries without their NULs (removals of an overlay left out).
     pub fn entries(&self) -> impl Iterator<Item = &[u8]> {
-        self.entries.iter().map(|e| &e[..e.len() - 1])
+        self.entries
+            .iter()
+            .filter(|e| e.contains(&b'='))
+            .map(|e| &e[..e.len() - 1])
     }
 }
 
@@ -88,13 +184,24 @@ impl Env {
 /// v4-mapped IPv6 peers, compressed form (`::1`) otherwise.
 pub fn ip_text(ip: IpAddr, out: &mut Vec<u8>) {
     use std::io::Write;
-    let _ = match ip {
+    let v4 = match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => write!(out, "{v4}"),
-            None => write!(out, "{v6}"),
+            Some(v4) => v4,
+            None => {
+                let _ = write!(out, "{v6}");
+                return;
+            }
         },
-        IpAddr::V4(v4) => write!(out, "{v4}"),
+        IpAddr::V4(v4) => v4,
     };
+    // By hand: the formatting machinery costs more than the rest of a child's setup.
+    for (i, o) in v4.octets().iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        let mut b = itoa_buf();
+        out.extend_from_slice(fmt_u64(&mut b, u64::from(*o)));
+    }
 }
 
 /// Whether the connection is IPv6 on the wire (a v4-mapped peer counts as IPv4).
@@ -287,6 +394,30 @@ mod tests {
     }
 
     #[test]
+    fn overlays() {
+        let mut base = Env::default();
+        base.set(b"KEEP", b"1");
+        base.set(b"GONE", b"2");
+        base.set(b"CHANGED", b"3");
+        let mut o = Env::overlay();
+        o.unset(b"GONE");
+        o.set(b"CHANGED", b"x");
+        o.set(b"NEW", b"y");
+        o.set(b"NEW", b"z");
+        assert_eq!(o.get(b"GONE"), None);
+        let p = base.envp_with(&o);
+        let got: Vec<&[u8]> = p[..p.len() - 1]
+            .iter()
+            // SAFETY: the pointers point at NUL-terminated entries of base and o.
+            .map(|&c| unsafe { CStr::from_ptr(c) }.to_bytes())
+            .collect();
+        assert_eq!(got, [&b"KEEP=1"[..], b"CHANGED=x", b"NEW=z"]);
+        assert!(p.last().unwrap().is_null());
+        base.index();
+        assert_eq!(base.envp_with(&o), p);
+    }
+
+    #[test]
     fn tcp_vars_v4_and_v6() {
         let mut e = Env::default();
         e.set(b"TCPREMOTEHOST", b"stale");
@@ -302,6 +433,9 @@ mod tests {
         set_tcp_vars(&mut e, &c, &mut s);
         assert_eq!(e.get(b"PROTO"), Some(&b"TCP"[..]));
         assert_eq!(e.get(b"TCPREMOTEIP"), Some(&b"127.0.0.2"[..]));
+        let mut t = Vec::new();
+        ip_text("10.0.255.1".parse().unwrap(), &mut t);
+        assert_eq!(t, b"10.0.255.1");
         assert_eq!(e.get(b"TCPREMOTEPORT"), Some(&b"4000"[..]));
         assert_eq!(e.get(b"TCPREMOTEHOST"), None);
         assert_eq!(e.get(b"TCPREMOTEINFO"), Some(&b""[..]));
