@@ -187,7 +187,8 @@ impl Compiler {
         while n <= top {
             self.key.clear();
             self.key.extend_from_slice(&address[..left]);
-            push_decimal(&mut self.key, n);
+            let mut digits = crate::env::itoa_buf();
+            self.key.extend_from_slice(crate::env::fmt_u64(&mut digits, n));
             self.key.extend_from_slice(&address[right..]);
             emit(&self.key, &self.data)?;
             n += 1;
@@ -224,21 +225,6 @@ impl Compiler {
         }
         Ok(emit(&self.key, &self.data)?)
     }
-}
-
-fn push_decimal(out: &mut Vec<u8>, n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
 #[cfg(test)]
