@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
-use ucspi::cdb::CdbFile;
+use ucspi::cdb::{Cdb, CdbFile};
 use ucspi::dns::Resolver;
 use ucspi::env::{fmt_u64, ip_text, itoa_buf, sanitize_field, set_tcp_vars, Connection, Env};
 use ucspi::getopt::scan_ulong;
@@ -19,12 +19,14 @@ use ucspi::msg::{write_line, Msg, EXIT_TEMP, EXIT_USAGE};
 use ucspi::sock::{local_addr, set_int};
 
 use crate::options::Config;
+use crate::rules_cache::RulesCache;
 
 /// What the parent prepares once for all children.
 pub struct Shared {
     pub env: Env,
     pub path: Option<Vec<u8>>,
     pub resolver: Resolver,
+    pub rules: RulesCache,
 }
 
 fn exit(code: i32) -> ! {
@@ -160,37 +162,44 @@ pub fn serve(
     let mut deny = false;
     let mut max_per_ip = c.per_ip;
     if let Some(rules) = &c.rules {
-        let path = Path::new(OsStr::from_bytes(rules.to_bytes()));
-        match CdbFile::open(path) {
-            Ok(f) => {
-                let mut key = Vec::with_capacity(64);
-                let client = Client {
-                    ip: &remote_ip,
-                    host: remote_host.as_deref(),
-                    info: remote_info.as_deref(),
-                };
-                match lookup(&f.cdb(), &client, &mut key) {
-                    Ok(Some(data)) => {
-                        for item in items(data) {
-                            match item {
-                                Item::Deny => deny = true,
-                                Item::Set(s) => {
-                                    if let Some((name, value)) = split_setting(s) {
-                                        if name == b"MAXCONIP" {
-                                            max_per_ip = scan_ulong(value).0;
-                                        }
-                                        env.set(name, value);
+        let opened;
+        let cdb = match shared.rules.bytes() {
+            Some(b) => Some(Cdb::new(b)),
+            None => match CdbFile::open(Path::new(OsStr::from_bytes(rules.to_bytes()))) {
+                Ok(f) => {
+                    opened = f;
+                    Some(opened.cdb())
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) && c.allow_no_rules => None,
+                Err(e) => drop_conn(msg, &[b"unable to read ", rules.to_bytes()], &e),
+            },
+        };
+        if let Some(cdb) = cdb {
+            let mut key = Vec::with_capacity(64);
+            let client = Client {
+                ip: &remote_ip,
+                host: remote_host.as_deref(),
+                info: remote_info.as_deref(),
+            };
+            match lookup(&cdb, &client, &mut key) {
+                Ok(Some(data)) => {
+                    for item in items(data) {
+                        match item {
+                            Item::Deny => deny = true,
+                            Item::Set(s) => {
+                                if let Some((name, value)) = split_setting(s) {
+                                    if name == b"MAXCONIP" {
+                                        max_per_ip = scan_ulong(value).0;
                                     }
+                                    env.set(name, value);
                                 }
                             }
                         }
                     }
-                    Ok(None) => {}
-                    Err(e) => drop_conn(msg, &[b"unable to read ", rules.to_bytes()], &e),
                 }
+                Ok(None) => {}
+                Err(e) => drop_conn(msg, &[b"unable to read ", rules.to_bytes()], &e),
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && c.allow_no_rules => {}
-            Err(e) => drop_conn(msg, &[b"unable to read ", rules.to_bytes()], &e),
         }
     }
 

@@ -4,4 +4,5 @@
 pub mod child;
 pub mod listen;
 pub mod options;
+pub mod rules_cache;
 pub mod server;

@@ -1,6 +1,12 @@
 //! tcpserver: accept TCP connections and run a program for each, as djb's.
+//!
+//! `no_main`: std's runtime setup (main-thread stack guard, which reads
+//! /proc/self/maps with scanf, and SIGPIPE handling) is skipped; the server sets the
+//! signal state it needs itself, and this keeps its idle memory near djb's.
+#![no_main]
 
-fn main() {
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     let args: Vec<_> = std::env::args_os().collect();
     let config = tcpserver::options::parse_or_exit(&args);
     tcpserver::server::run(config)

@@ -20,6 +20,7 @@ use ucspi::sock::from_sockaddr;
 use crate::child::{self, Shared};
 use crate::listen;
 use crate::options::Config;
+use crate::rules_cache::RulesCache;
 
 static CHILD_EXITED: AtomicBool = AtomicBool::new(false);
 
@@ -223,11 +224,12 @@ pub fn run(c: Config) -> ! {
     catch(libc::SIGPIPE, libc::SIG_IGN);
     let (fd, _local) = listen::setup(&c, &msg);
 
-    let shared = Shared {
+    let mut shared = Shared {
         env: Env::from_process(),
         path: std::env::var_os("PATH")
             .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec()),
         resolver: Resolver::from_env(),
+        rules: RulesCache::default(),
     };
     let mut p = Parent {
         verbose: c.verbosity >= 2,
@@ -308,6 +310,9 @@ pub fn run(c: Config) -> ! {
             // SAFETY: closing the refused connection.
             unsafe { libc::close(t) };
             continue;
+        }
+        if let Some(r) = &c.rules {
+            shared.rules.refresh(r);
         }
         p.children += 1;
         p.status();

@@ -711,3 +711,22 @@ fn ident_rules_match_djb() {
         ]
     });
 }
+
+#[test]
+fn new_rules_apply_to_the_next_connection() {
+    let d = TempDir::new("ts-reload");
+    let svc = script(&d, "svc", "echo \"$WHO\"\n");
+    both(|bin| {
+        let cdb = rules(&d, "r.cdb", ":allow,WHO=\"first\"\n");
+        let s = Server::start(bin, &opts(&["-x", &cdb]), "127.0.0.1", &[&svc], &base_env());
+        let mut v = vec![String::from_utf8_lossy(&s.talk(b"")).into_owned()];
+        rules(&d, "r.cdb", ":allow,WHO=\"second\"\n");
+        v.push(String::from_utf8_lossy(&s.talk(b"")).into_owned());
+        rules(&d, "r.cdb", "127.0.0.1:deny\n");
+        v.push(String::from_utf8_lossy(&s.talk(b"")).into_owned());
+        std::fs::remove_file(&cdb).unwrap();
+        v.push(String::from_utf8_lossy(&s.talk(b"")).into_owned());
+        v.extend(s.wait_log(|l| !l.is_empty()));
+        v
+    });
+}

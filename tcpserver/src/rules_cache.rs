@@ -1,0 +1,106 @@
+//! The rules file, read by the parent and shared with children through fork.
+//!
+//! djb opens the cdb afresh in every child, so a new file (tcprules renames it into
+//! place) applies to the next connection. A child that maps the file anew takes a page
+//! fault for every probe into it, and the lookup probes up to ~40 keys (prefixes and
+//! CIDR steps). Instead the parent stats the file before every fork and re-reads it when
+//! its identity (device, inode, size, times) changed; the child reads the parent's copy
+//! without faults. The semantics stay djb's: every connection sees the file as it was at
+//! accept time. Files above [`MAX_CACHED`] (where copying page tables at fork would cost
+//! more than faults) and any file the parent cannot read are left to the child, which
+//! opens them itself and reports errors with djb's warning.
+
+use std::ffi::CStr;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+
+/// Largest rules file kept in the parent.
+pub const MAX_CACHED: u64 = 1 << 20;
+
+type Identity = (u64, u64, u64, i64, i64, i64, i64);
+
+#[derive(Default)]
+pub struct RulesCache {
+    id: Option<Identity>,
+    bytes: Vec<u8>,
+}
+
+fn identity(m: &std::fs::Metadata) -> Identity {
+    (
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    )
+}
+
+impl RulesCache {
+    /// Brings the copy up to date with the file at `path`.
+    pub fn refresh(&mut self, path: &CStr) {
+        let p = std::path::Path::new(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path.to_bytes()),
+        );
+        let Ok(meta) = std::fs::metadata(p) else {
+            self.id = None;
+            return;
+        };
+        let id = identity(&meta);
+        if self.id == Some(id) {
+            return;
+        }
+        self.id = None;
+        self.bytes.clear();
+        if !meta.is_file() || meta.size() > MAX_CACHED {
+            return;
+        }
+        let Ok(mut f) = std::fs::File::open(p) else {
+            return;
+        };
+        if f.read_to_end(&mut self.bytes).is_err() {
+            return;
+        }
+        // Keep the copy only if it is the file that was stat'ed, unchanged meanwhile.
+        if let Ok(m) = f.metadata() {
+            if identity(&m) == id && self.bytes.len() as u64 == m.size() {
+                self.bytes.shrink_to_fit();
+                self.id = Some(id);
+            }
+        }
+    }
+
+    /// The current bytes, if the copy is valid.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        self.id.map(|_| &self.bytes[..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_replacement_and_removal() {
+        let dir = std::env::temp_dir().join(format!("rules-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("r.cdb");
+        let path = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
+        let mut c = RulesCache::default();
+        c.refresh(&path);
+        assert_eq!(c.bytes(), None);
+        std::fs::write(&f, b"one").unwrap();
+        c.refresh(&path);
+        assert_eq!(c.bytes(), Some(&b"one"[..]));
+        let tmp = dir.join("r.tmp");
+        std::fs::write(&tmp, b"two!").unwrap();
+        std::fs::rename(&tmp, &f).unwrap();
+        c.refresh(&path);
+        assert_eq!(c.bytes(), Some(&b"two!"[..]));
+        std::fs::remove_file(&f).unwrap();
+        c.refresh(&path);
+        assert_eq!(c.bytes(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
