@@ -1,13 +1,16 @@
 //! The embedded back end (SQLite, bundled).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{Conn, DbError, Kind, Row, Val};
 
-pub struct Sqlite(Connection);
+pub struct Sqlite(Connection, PathBuf);
+
+/// The size of write-ahead log at which `close` checkpoints and truncates it.
+const WAL_LIMIT: u64 = 128 * 1024;
 
 fn err(e: rusqlite::Error) -> DbError {
     let s = e.to_string();
@@ -39,7 +42,31 @@ impl Sqlite {
         )
         .map_err(|e| DbError::Other(format!("{}: {e}", path.display())))?;
         c.busy_timeout(super::TIMEOUT).map_err(err)?;
-        Ok(Sqlite(c))
+        // Every login writes (lastauth, lockout). In the default rollback-journal mode
+        // each write costs four fsyncs, ~10 ms here; in WAL mode with synchronous=NORMAL
+        // a commit costs none and the file still cannot be corrupted by a crash (a power
+        // loss may lose the last bookkeeping rows). WAL is a property of the file, so this
+        // switches it once; a read-only file or directory just stays as it is.
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            let _ = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0));
+        }
+        c.execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(err)?;
+        // The last connection to close would otherwise checkpoint (two fsyncs) every
+        // time, and each login is a last connection. Instead `close` checkpoints once the
+        // log has grown past WAL_LIMIT: short, because every process that opens the file
+        // alone first reads the whole log back (WAL recovery), and SQLite's own
+        // auto-checkpoint never restarts the log when every connection is a new process.
+        let _ = c.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        );
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        Ok(Sqlite(c, PathBuf::from(wal)))
     }
 }
 
@@ -79,6 +106,9 @@ impl Conn for Sqlite {
     }
 
     fn close(self: Box<Self>) {
+        if std::fs::metadata(&self.1).is_ok_and(|m| m.len() > WAL_LIMIT) {
+            let _ = self.0.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+        }
         let _ = self.0.close();
     }
 }

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Per-login wall time of checkpassword (fork, fd 3, lookup, $6$ verify, lastauth and
+# lockout bookkeeping, exec of /bin/true) against SQLite, MariaDB over its unix socket
+# and PostgreSQL over loopback TCP, next to:
+#   - the floor: fork+exec of /bin/true alone
+#   - the hash alone: crypt_r of the same $6$ hash
+#   - a C checkpassword doing the same one lookup with libmariadb (c_mysql_login.c)
+# Prints medians and 90th percentiles in microseconds, and the issue's two ratios:
+#   SQLite: p50 login cost above the hash's own cost (target <= 1500 us)
+#   MariaDB: ours / the C client (target <= 0.7)
+# Usage: bench/checkpassword/run.sh [N]   (as root; starts private database servers
+# unless scripts/test.d/10-databases.sh has already exported their URLs)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+top=$(pwd)
+n=${1:-300}
+
+# shellcheck source=scripts/deps.sh
+. scripts/deps.sh
+apt_install gcc libc6-dev libmariadb-dev libcrypt-dev whois sqlite3
+cleanups=()
+on_exit() { local c; for c in "${cleanups[@]:-}"; do [ -n "$c" ] && eval "$c" || true; done; }
+trap on_exit EXIT
+if [ -z "${CHECKPASSWORD_TEST_MYSQL_CTL:-}" ] || [ -z "${CHECKPASSWORD_TEST_PG_CTL:-}" ]; then
+  # shellcheck source=scripts/test.d/10-databases.sh
+  . scripts/test.d/10-databases.sh
+fi
+
+cargo build --release --locked -p checkpassword >&2
+cp_bin="${CARGO_TARGET_DIR:-$top/target}/release/checkpassword"
+
+work=$(mktemp -d /tmp/cp-bench.XXXXXX)
+chmod 755 "$work"
+cleanups+=("rm -rf '$work'")
+gcc -O2 -o "$work/harness" bench/checkpassword/harness.c -lcrypt
+# shellcheck disable=SC2046
+gcc -O2 -o "$work/c_mysql_login" bench/checkpassword/c_mysql_login.c $(mariadb_config --cflags --libs) -lcrypt
+
+pw='Bench-pw-1'
+hash=$(mkpasswd -m sha-512 "$pw")
+home="$work/home"
+mkdir -p "$home"
+domain=bench.example
+schema="CREATE TABLE IF NOT EXISTS vpopmail (pw_name VARCHAR(64) NOT NULL, pw_domain VARCHAR(96) NOT NULL,
+  pw_passwd VARCHAR(128), pw_uid INT, pw_gid INT, pw_gecos VARCHAR(64), pw_dir VARCHAR(160),
+  pw_shell VARCHAR(20), pw_clear_passwd VARCHAR(128), PRIMARY KEY (pw_name, pw_domain));"
+row="DELETE FROM vpopmail WHERE pw_domain = '$domain';
+  INSERT INTO vpopmail VALUES ('bench', '$domain', '$hash', 0, 0, 'B', '$home', 'NOQUOTA', '');"
+sqlite3 -batch "$work/users.sqlite" <<<"$schema $row"
+echo "$schema $row" | "$CHECKPASSWORD_TEST_MYSQL_CTL" sql
+echo "$schema ALTER TABLE vpopmail OWNER TO cptest; $row" | "$CHECKPASSWORD_TEST_PG_CTL" sql >/dev/null
+
+mysock=${CHECKPASSWORD_TEST_MYSQL_SOCKET_URL#*socket=}
+common=(env CHECKPASSWORD_CONFIG=/dev/null CHECKPASSWORD_UID=43240 CHECKPASSWORD_GID=43241
+  CHECKPASSWORD_VPOPMAIL_DIR="$work" QMAIL="$work" TCPLOCALPORT=110 TCPREMOTEIP=192.0.2.1)
+login="bench@$domain:$pw"
+
+# Rounds alternate between the configurations so that load from elsewhere on the
+# machine hits them alike; each figure is the median of the rounds' medians (p90 alike).
+rounds=5
+per=$(( (n + rounds - 1) / rounds ))
+names=(floor hash sqlite mysql cmysql pg)
+declare -A med p90
+run_one() {
+  case "$1" in
+  floor) "$work/harness" "$per" "$login" /bin/true ;;
+  hash) "$work/harness" "$per" hash "$hash" "$pw" ;;
+  sqlite) "${common[@]}" CHECKPASSWORD_DB="sqlite:$work/users.sqlite" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
+  mysql) "${common[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_MYSQL_SOCKET_URL" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
+  cmysql) "$work/harness" "$per" "$login" "$work/c_mysql_login" "$mysock" cptest cp-pw cptest /bin/true ;;
+  pg) "${common[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_PG_URL" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
+  esac
+}
+for r in $(seq 1 "$rounds"); do
+  for k in "${names[@]}"; do
+    out=$(run_one "$k" </dev/null)
+    med[$k]+="${out%% *} "
+    p90[$k]+="${out##* } "
+  done
+done
+middle() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+echo "checkpassword benchmark: $rounds rounds of $per logins each, microseconds"
+printf '%-44s %8s %8s\n' "" median p90
+label() {
+  case "$1" in
+  floor) echo "fork+exec /bin/true (floor)" ;;
+  hash) echo "crypt_r of the \$6\$ hash alone" ;;
+  sqlite) echo "ours, SQLite" ;;
+  mysql) echo "ours, MariaDB (unix socket)" ;;
+  cmysql) echo "C + libmariadb, MariaDB (unix socket)" ;;
+  pg) echo "ours, PostgreSQL (loopback TCP, SCRAM)" ;;
+  esac
+}
+declare -A m
+for k in "${names[@]}"; do
+  m[$k]=$(middle "${med[$k]}")
+  printf '%-44s %8s %8s\n' "$(label "$k")" "${m[$k]}" "$(middle "${p90[$k]}")"
+done
+above=$((m[sqlite] - m[floor] - m[hash]))
+echo "SQLite: p50 login cost above the fork+exec floor and the hash: ${above} us (target <= 1500)"
+awk -v a="${m[mysql]}" -v b="${m[cmysql]}" \
+  'BEGIN { printf "MariaDB: ours / C client = %.2f (target <= 0.70)\n", a / b }'
+awk -v a="${m[pg]}" -v b="${m[cmysql]}" \
+  'BEGIN { printf "PostgreSQL: ours / C MariaDB client = %.2f (for reference)\n", a / b }'
