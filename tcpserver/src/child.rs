@@ -79,6 +79,17 @@ pub fn refuse_over_limit(c: &Config, t: i32, ip: IpAddr, have: u64, max: u64) {
     }
 }
 
+/// An address field of the `ok`/`deny` line: djb's sanitising for IPv4; an IPv6 address
+/// (our own formatting, hex digits and colons only) keeps its colons, as ucspi-tcp6 and
+/// fefe's patch print it.
+fn ip_field(line: &mut Vec<u8>, ip: &[u8]) {
+    if ip.contains(&b':') {
+        line.extend_from_slice(ip);
+    } else {
+        sanitize_field(line, ip);
+    }
+}
+
 /// Serves one connection on fd `t`; never returns. `from_ip` counts this client's
 /// connections including this one.
 pub fn serve(
@@ -220,7 +231,7 @@ pub fn serve(
         line.push(b':');
         scratch.clear();
         ip_text(local.ip(), &mut scratch);
-        sanitize_field(&mut line, &scratch);
+        ip_field(&mut line, &scratch);
         line.push(b':');
         let mut pb = itoa_buf();
         sanitize_field(&mut line, fmt_u64(&mut pb, u64::from(local.port())));
@@ -229,7 +240,7 @@ pub fn serve(
             sanitize_field(&mut line, h);
         }
         line.push(b':');
-        sanitize_field(&mut line, &remote_ip);
+        ip_field(&mut line, &remote_ip);
         line.push(b':');
         if let Some(i) = &remote_info {
             sanitize_field(&mut line, i);

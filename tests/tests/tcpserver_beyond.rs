@@ -57,6 +57,17 @@ fn ipv6_peer_gets_tcp6_variables() {
 }
 
 #[test]
+fn ipv6_log_line_keeps_colons_in_addresses() {
+    let s = Server::start(&ours(), &opts(&["-v"]), "::1", &["true"], &base_env());
+    talk_to(SocketAddr::new("::1".parse().unwrap(), s.port));
+    let log = s.wait_idle();
+    let ok = log.iter().find(|l| l.starts_with("tcpserver: ok ")).unwrap();
+    let f: Vec<&str> = ok.split(' ').collect();
+    assert!(f[3].starts_with("0:::1:") && f[4].starts_with(":::1::"), "{ok}");
+    assert!(log.iter().any(|l| l.ends_with(" from ::1")), "{log:?}");
+}
+
+#[test]
 fn dual_stack_serves_both_families_and_maps_v4_to_dotted_quads() {
     let d = TempDir::new("tsb-dual");
     let svc = script(&d, "svc", ENV);
