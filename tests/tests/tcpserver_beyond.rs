@@ -61,9 +61,15 @@ fn ipv6_log_line_keeps_colons_in_addresses() {
     let s = Server::start(&ours(), &opts(&["-v"]), "::1", &["true"], &base_env());
     talk_to(SocketAddr::new("::1".parse().unwrap(), s.port));
     let log = s.wait_idle();
-    let ok = log.iter().find(|l| l.starts_with("tcpserver: ok ")).unwrap();
+    let ok = log
+        .iter()
+        .find(|l| l.starts_with("tcpserver: ok "))
+        .unwrap();
     let f: Vec<&str> = ok.split(' ').collect();
-    assert!(f[3].starts_with("0:::1:") && f[4].starts_with(":::1::"), "{ok}");
+    assert!(
+        f[3].starts_with("0:::1:") && f[4].starts_with(":::1::"),
+        "{ok}"
+    );
     assert!(log.iter().any(|l| l.ends_with(" from ::1")), "{log:?}");
 }
 
