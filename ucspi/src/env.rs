@@ -222,6 +222,32 @@ pub struct Connection<'a> {
     pub remote_info: Option<&'a [u8]>,
 }
 
+const TCP_VARS: [&[u8]; 7] = [
+    b"TCPLOCALIP",
+    b"TCPLOCALPORT",
+    b"TCPLOCALHOST",
+    b"TCPREMOTEIP",
+    b"TCPREMOTEPORT",
+    b"TCPREMOTEHOST",
+    b"TCPREMOTEINFO",
+];
+
+/// Sets one family of names (in [`TCP_VARS`] order) from `c`.
+fn set_group(env: &mut Env, names: &[&[u8]; 7], c: &Connection<'_>, scratch: &mut Vec<u8>) {
+    let mut b = itoa_buf();
+    scratch.clear();
+    ip_text(c.local.ip(), scratch);
+    env.set(names[0], scratch);
+    env.set(names[1], fmt_u64(&mut b, u64::from(c.local.port())));
+    env.set_opt(names[2], c.local_host);
+    scratch.clear();
+    ip_text(c.remote.ip(), scratch);
+    env.set(names[3], scratch);
+    env.set(names[4], fmt_u64(&mut b, u64::from(c.remote.port())));
+    env.set_opt(names[5], c.remote_host);
+    env.set_opt(names[6], c.remote_info);
+}
+
 const TCP6_VARS: [&[u8]; 8] = [
     b"TCP6LOCALIP",
     b"TCP6LOCALPORT",
@@ -241,38 +267,15 @@ const TCP6_VARS: [&[u8]; 8] = [
 pub fn set_tcp_vars(env: &mut Env, c: &Connection<'_>, scratch: &mut Vec<u8>) {
     let v6 = is_v6(&c.remote);
     env.set(b"PROTO", if v6 { b"TCP6" } else { b"TCP" });
-    let port = |env: &mut Env, name: &[u8], p: u16| {
-        let mut b = itoa_buf();
-        env.set(name, fmt_u64(&mut b, u64::from(p)));
-    };
-    scratch.clear();
-    ip_text(c.local.ip(), scratch);
-    env.set(b"TCPLOCALIP", scratch);
-    port(env, b"TCPLOCALPORT", c.local.port());
-    env.set_opt(b"TCPLOCALHOST", c.local_host);
-    scratch.clear();
-    ip_text(c.remote.ip(), scratch);
-    env.set(b"TCPREMOTEIP", scratch);
-    port(env, b"TCPREMOTEPORT", c.remote.port());
-    env.set_opt(b"TCPREMOTEHOST", c.remote_host);
-    env.set_opt(b"TCPREMOTEINFO", c.remote_info);
+    set_group(env, &TCP_VARS, c, scratch);
     if !v6 {
         for n in TCP6_VARS {
             env.unset(n);
         }
         return;
     }
-    scratch.clear();
-    ip_text(c.local.ip(), scratch);
-    env.set(b"TCP6LOCALIP", scratch);
-    port(env, b"TCP6LOCALPORT", c.local.port());
-    env.set_opt(b"TCP6LOCALHOST", c.local_host);
-    scratch.clear();
-    ip_text(c.remote.ip(), scratch);
-    env.set(b"TCP6REMOTEIP", scratch);
-    port(env, b"TCP6REMOTEPORT", c.remote.port());
-    env.set_opt(b"TCP6REMOTEHOST", c.remote_host);
-    env.set_opt(b"TCP6REMOTEINFO", c.remote_info);
+    let tcp6: &[&[u8]; 7] = TCP6_VARS[..7].try_into().expect("seven names");
+    set_group(env, tcp6, c, scratch);
     let scope = match c.remote {
         SocketAddr::V6(a) => a.scope_id(),
         SocketAddr::V4(_) => 0,
