@@ -44,7 +44,9 @@ impl Mysql {
             .tcp_connect_timeout(Some(super::TIMEOUT))
             .read_timeout(Some(super::TIMEOUT))
             .write_timeout(Some(super::TIMEOUT))
-            .stmt_cache_size(Some(8));
+            .stmt_cache_size(Some(8))
+            // Saves the `SELECT @@max_allowed_packet` round trip; our packets are tiny.
+            .max_allowed_packet(Some(1024 * 1024));
         o = match &t.socket {
             Some(s) => o.socket(Some(s.as_str())),
             None => o.ip_or_hostname(Some(t.host.as_str())).tcp_port(t.port),
