@@ -4,9 +4,11 @@
 pub mod addr;
 pub mod cdb;
 pub mod dns;
+pub mod dnstxt;
 pub mod env;
 pub mod errstr;
 pub mod getopt;
+pub mod hostport;
 pub mod ident;
 pub mod lookup;
 pub mod msg;
