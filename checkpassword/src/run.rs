@@ -345,7 +345,9 @@ impl Login {
             return EXIT_FAIL;
         }
         let u = row.expect("ok implies a row");
-        if let Some(text) = service::denied(det.service, u.flags) {
+        // A lookup is Dovecot asking about a user it already authenticated (or delivering
+        // to one): the service flags govern logins, not deliveries.
+        if let Some(text) = service::denied(det.service, u.flags).filter(|_| !lookup_only) {
             attempt(text, user.as_bytes(), domain);
             db.close();
             return EXIT_FAIL;

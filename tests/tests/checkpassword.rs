@@ -1222,6 +1222,17 @@ fn dovecot_mode(kind: Kind) {
     assert_code(&o, 0, "lookup");
     let r = parse_report(&o.stdout);
     assert_eq!(r.env.get("AUTHORIZED").map(String::as_str), Some("2"));
+    // Lookups (LMTP delivery, say) are not logins: service flags do not apply.
+    let mut u = w.user("nosmtp", "pw");
+    u.flags = 0x800;
+    w.db.add(&u);
+    let input = format!("{}\0\0\0", w.login("nosmtp"));
+    let o = w.call(
+        Some(input.as_bytes()),
+        &[("ORIG_UID", "0"), ("AUTHORIZED", "1"), ("SERVICE", "lmtp")],
+        &["/bin/true"],
+    );
+    assert_code(&o, 0, "lookup of a NO_SMTP user for lmtp");
     let input = format!("{}\0\0\0", w.login("nobody-at-all"));
     let o = w.call(Some(input.as_bytes()), &look, &["/bin/true"]);
     assert_code(&o, 3, "lookup of unknown user");
