@@ -1,6 +1,7 @@
 #!/bin/sh
 # A service that works out of the box on loopback: greets with a rules variable and
-# echoes. Usage: sh echo-loopback.sh [bin-dir]; then: printf 'ping\n' | nc -q1 127.0.0.1 7007
+# echoes. Usage: sh echo-loopback.sh [bin-dir]; then:
+#   bash -c 'exec 3<>/dev/tcp/127.0.0.1/7007; echo ping >&3; head -2 <&3'
 BIN=${1:-target/release}
 printf '127.0.0.1:allow,GREETING="hello local"\n:allow,GREETING="hello"\n' |
   "$BIN/tcprules" /tmp/echo.cdb /tmp/echo.tmp || exit 111
