@@ -430,3 +430,54 @@ fn out_of_fds_logs_waits_and_recovers() {
     assert_eq!(read_all(&mut c), b"back\n");
     assert!(IpAddr::from([127, 0, 0, 1]).is_loopback());
 }
+
+#[test]
+fn out_of_processes_drops_with_a_warning_and_recovers() {
+    // The server runs as nobody (-u/-g 65534) with RLIMIT_NPROC 2: itself and one child.
+    let d = TempDir::new("tsb-nproc");
+    std::fs::set_permissions(
+        d.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let svc = script(&d, "svc", "echo hold\nread x\necho done\n");
+    let wrapper = script(
+        &d,
+        "wrap",
+        &format!("exec prlimit --nproc=2 {} \"$@\"\n", ours().display()),
+    );
+    let s = Server::start(
+        std::path::Path::new(&wrapper),
+        &opts(&["-u", "65534", "-g", "65534"]),
+        "127.0.0.1",
+        &[&svc],
+        &base_env(),
+    );
+    let mut first = TcpStream::connect_timeout(&s.addr(), LIMIT).unwrap();
+    first.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut line = [0u8; 5];
+    std::io::Read::read_exact(&mut first, &mut line).unwrap();
+    assert_eq!(&line, b"hold\n");
+    let mut second = TcpStream::connect_timeout(&s.addr(), LIMIT).unwrap();
+    assert_eq!(read_all(&mut second), b"");
+    let log = s.wait_log(|l| !l.is_empty());
+    assert_eq!(
+        log,
+        ["tcpserver: warning: dropping connection, unable to fork: temporary failure"]
+    );
+    first.write_all(b"x\n").unwrap();
+    assert_eq!(read_all(&mut first), b"done\n");
+    // Once the child is gone the next client is served.
+    let start = Instant::now();
+    let mut got = Vec::new();
+    while start.elapsed() < LIMIT {
+        let mut c = TcpStream::connect_timeout(&s.addr(), LIMIT).unwrap();
+        c.write_all(b"x\n").unwrap();
+        got = read_all(&mut c);
+        if !got.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(got, b"hold\ndone\n");
+}
