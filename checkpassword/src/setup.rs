@@ -15,9 +15,21 @@ pub fn drop_to(uid: u32, gid: u32) -> Result<(), String> {
     if uid == 0 || gid == 0 {
         return Err(format!("refusing to run as uid {uid} gid {gid}"));
     }
+    become_ids(uid, gid, true)
+}
+
+/// In a setuid or setgid process: back to the caller's real ids, for good.
+pub fn drop_to_caller() -> Result<(), String> {
+    // SAFETY: plain id queries.
+    let (uid, gid, root) = unsafe { (libc::getuid(), libc::getgid(), libc::geteuid() == 0) };
+    // Only root may (and must) replace the supplementary groups.
+    become_ids(uid, gid, root)
+}
+
+fn become_ids(uid: u32, gid: u32, set_groups: bool) -> Result<(), String> {
     // SAFETY: plain syscalls on integers and a one-element array.
     unsafe {
-        if libc::setgroups(1, &gid) != 0 {
+        if set_groups && libc::setgroups(1, &gid) != 0 {
             return Err(format!("setgroups {gid} failed: {}", errno()));
         }
         if libc::setresgid(gid, gid, gid) != 0 {
@@ -28,24 +40,6 @@ pub fn drop_to(uid: u32, gid: u32) -> Result<(), String> {
         }
     }
     verify(uid, gid)
-}
-
-/// In a setuid or setgid process: back to the caller's real ids, for good.
-pub fn drop_to_caller() -> Result<(), String> {
-    // SAFETY: plain syscalls.
-    unsafe {
-        let (uid, gid) = (libc::getuid(), libc::getgid());
-        if libc::geteuid() == 0 && libc::setgroups(1, &gid) != 0 {
-            return Err(format!("setgroups {gid} failed: {}", errno()));
-        }
-        if libc::setresgid(gid, gid, gid) != 0 {
-            return Err(format!("setgid {gid} failed: {}", errno()));
-        }
-        if libc::setresuid(uid, uid, uid) != 0 {
-            return Err(format!("setuid {uid} failed: {}", errno()));
-        }
-        verify(uid, gid)
-    }
 }
 
 fn verify(uid: u32, gid: u32) -> Result<(), String> {
