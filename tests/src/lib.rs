@@ -149,3 +149,172 @@ pub fn show(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// A directory to put first in `PATH`: symlinks named `names` to our built binaries, and
+/// `scripts` copied from tcpclient/scripts (so that they find our binaries by name).
+pub fn our_path_dir(names: &[&str], scripts: &[&str]) -> TempDir {
+    let d = TempDir::new("path");
+    for n in names {
+        std::os::unix::fs::symlink(ours(n), d.join(n)).expect("symlink");
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tcpclient/scripts");
+    for s in scripts {
+        std::fs::copy(src.join(s), d.join(s)).expect("copy script");
+    }
+    d
+}
+
+/// djb's shell script `name` from Debian's package with its `/usr/bin/` paths pointed at
+/// the unpacked binaries, written into `dir`.
+pub fn djb_script(dir: &TempDir, name: &str) -> PathBuf {
+    let text = std::fs::read_to_string(djb(name)).expect("read djb script");
+    let bin = djb("tcpclient");
+    let bin_dir = bin.parent().unwrap().display().to_string();
+    let p = dir.join(name);
+    std::fs::write(&p, text.replace("/usr/bin/", &format!("{bin_dir}/"))).expect("write");
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    p
+}
+
+/// One DNS answer for [`dns_zone`].
+#[derive(Clone, Debug)]
+pub enum Rr {
+    A([u8; 4]),
+    Aaaa([u8; 16]),
+    Ptr(String),
+    /// One TXT record holding these character-strings.
+    Txt(Vec<Vec<u8>>),
+    /// Answer SERVFAIL.
+    ServFail,
+    /// Never answer.
+    Silent,
+}
+
+fn name_to_wire(s: &str) -> Vec<u8> {
+    let mut v = Vec::new();
+    for l in s.split('.').filter(|l| !l.is_empty()) {
+        v.push(l.len() as u8);
+        v.extend_from_slice(l.as_bytes());
+    }
+    v.push(0);
+    v
+}
+
+/// A DNS responder on `ip`:53 (UDP) for `limit` at most, answering (name, qtype) from
+/// `table` (names lower case, without the final dot); other questions get NXDOMAIN. The
+/// returned list collects every question asked as `name/qtype`.
+pub fn dns_zone(
+    ip: &str,
+    table: Vec<(String, u16, Rr)>,
+    limit: Duration,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::sync::{Arc, Mutex};
+    let sock = std::net::UdpSocket::bind((ip, 53)).expect("bind DNS responder (needs root)");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let a2 = asked.clone();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut buf = [0u8; 512];
+        while start.elapsed() < limit {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let q = &buf[..n];
+            let mut pos = 12;
+            let mut labels = Vec::new();
+            while pos < q.len() && q[pos] != 0 {
+                let l = q[pos] as usize;
+                let Some(lab) = q.get(pos + 1..pos + 1 + l) else {
+                    break;
+                };
+                labels.push(String::from_utf8_lossy(lab).to_ascii_lowercase());
+                pos += 1 + l;
+            }
+            if pos + 5 > q.len() {
+                continue;
+            }
+            let name = labels.join(".");
+            let qtype = u16::from_be_bytes([q[pos + 1], q[pos + 2]]);
+            a2.lock().unwrap().push(format!("{name}/{qtype}"));
+            let question = &q[12..pos + 5];
+            let rrs: Vec<&Rr> = table
+                .iter()
+                .filter(|(nm, t, _)| *nm == name && *t == qtype)
+                .map(|(_, _, r)| r)
+                .collect();
+            if rrs.iter().any(|r| matches!(r, Rr::Silent)) {
+                continue;
+            }
+            let known = table.iter().any(|(nm, _, _)| *nm == name);
+            let mut r = vec![q[0], q[1], 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
+            r.extend_from_slice(question);
+            let mut count = 0u16;
+            let mut rcode = if known { 0 } else { 3 };
+            for rr in &rrs {
+                let (t, data) = match rr {
+                    Rr::A(b) => (1u16, b.to_vec()),
+                    Rr::Aaaa(b) => (28, b.to_vec()),
+                    Rr::Ptr(s) => (12, name_to_wire(s)),
+                    Rr::Txt(strings) => {
+                        let mut d = Vec::new();
+                        for s in strings {
+                            d.push(s.len() as u8);
+                            d.extend_from_slice(s);
+                        }
+                        (16, d)
+                    }
+                    Rr::ServFail => {
+                        rcode = 2;
+                        continue;
+                    }
+                    Rr::Silent => continue,
+                };
+                r.extend_from_slice(&[0xc0, 12]);
+                r.extend_from_slice(&t.to_be_bytes());
+                r.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+                r.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                r.extend_from_slice(&data);
+                count += 1;
+            }
+            if rcode == 2 {
+                r.truncate(12 + question.len());
+                count = 0;
+            }
+            r[3] = 0x80 | rcode;
+            r[6..8].copy_from_slice(&count.to_be_bytes());
+            let _ = sock.send_to(&r, from);
+        }
+    });
+    asked
+}
+
+/// A TCP server on `ip`:`port` for `limit` at most: each connection is handed to
+/// `serve` on its own thread (with 10 s read and write time-outs).
+pub fn tcp_service(
+    ip: &str,
+    port: u16,
+    limit: Duration,
+    serve: fn(std::net::TcpStream),
+) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind((ip, port)).expect("bind test service");
+    let addr = l.local_addr().unwrap();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            match l.accept() {
+                Ok((s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+                    std::thread::spawn(move || serve(s));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    addr
+}
