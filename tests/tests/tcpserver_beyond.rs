@@ -481,3 +481,31 @@ fn out_of_processes_drops_with_a_warning_and_recovers() {
     }
     assert_eq!(got, b"hold\ndone\n");
 }
+
+#[test]
+fn dns_over_tcp_after_truncation_and_ipv6_ptr() {
+    // The reverse name of ::1 comes back truncated over UDP; the resolver asks again
+    // over TCP. The name's AAAA record passes the paranoid check.
+    let dns = "127.0.0.159";
+    let v6ptr = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa";
+    let mut one = [0u8; 16];
+    one[15] = 1;
+    let _q = dns_server(
+        dns,
+        vec![
+            (v6ptr, 12, Answer::Truncated),
+            (v6ptr, 12, Answer::Ptr("Six.Example")),
+            ("six.example", 28, Answer::Aaaa(one)),
+        ],
+    );
+    let d = TempDir::new("tsb-dnstcp");
+    let svc = script(&d, "svc", "env | grep -E '^TCP6?REMOTEHOST=' | sort\n");
+    let mut env = base_env();
+    env.push(("DNSCACHEIP".into(), dns.into()));
+    let s = Server::start(&ours(), &["-R", "-l0", "-p"], "::1", &[&svc], &env);
+    let out = talk_to(SocketAddr::new("::1".parse().unwrap(), s.port));
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "TCP6REMOTEHOST=six.example\nTCPREMOTEHOST=six.example\n"
+    );
+}

@@ -280,6 +280,8 @@ pub enum Answer {
     Aaaa([u8; 16]),
     ServFail,
     Silent,
+    /// Over UDP: an empty reply with TC set; over TCP: the table's other answers.
+    Truncated,
 }
 
 fn wire_to_dot(p: &[u8], mut pos: usize) -> Option<(String, usize)> {
@@ -308,14 +310,87 @@ fn dot_to_wire(s: &str) -> Vec<u8> {
     v
 }
 
-/// A DNS responder on `ip`:53 answering from `table` (name, qtype) → answers; other
-/// questions get NXDOMAIN. Runs for at most two minutes. Returns a query counter.
+/// The reply to query `q` from `table` (`None`: stay silent). `udp`: whether a
+/// `Truncated` answer sets TC (over TCP the real records are sent).
+fn dns_reply(q: &[u8], table: &[(&'static str, u16, Answer)], udp: bool) -> Option<Vec<u8>> {
+    let (name, end) = wire_to_dot(q, 12)?;
+    let qtype = u16::from_be_bytes([*q.get(end)?, *q.get(end + 1)?]);
+    let question = q.get(12..end + 4)?;
+    let answers: Vec<&Answer> = table
+        .iter()
+        .filter(|(nm, t, _)| *nm == name && *t == qtype)
+        .map(|(_, _, a)| a)
+        .collect();
+    if answers.iter().any(|a| matches!(a, Answer::Silent)) {
+        return None;
+    }
+    let mut r = vec![q[0], q[1], 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
+    r.extend_from_slice(question);
+    let mut count = 0u16;
+    let mut rcode = if answers.is_empty() { 3 } else { 0 };
+    let truncated = udp && answers.iter().any(|a| matches!(a, Answer::Truncated));
+    for a in &answers {
+        let (t, data) = match a {
+            Answer::Ptr(s) => (12u16, dot_to_wire(s)),
+            Answer::A(b) => (1, b.to_vec()),
+            Answer::Aaaa(b) => (28, b.to_vec()),
+            Answer::ServFail => {
+                rcode = 2;
+                continue;
+            }
+            Answer::Silent | Answer::Truncated => continue,
+        };
+        r.extend_from_slice(&[0xc0, 12]);
+        r.extend_from_slice(&t.to_be_bytes());
+        r.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+        r.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        r.extend_from_slice(&data);
+        count += 1;
+    }
+    if rcode == 2 || truncated {
+        r.truncate(12 + question.len());
+        count = 0;
+    }
+    if truncated {
+        r[2] |= 0x02;
+    }
+    r[3] = 0x80 | rcode;
+    r[6..8].copy_from_slice(&count.to_be_bytes());
+    Some(r)
+}
+
+/// A DNS responder on `ip`:53 (UDP, and TCP for truncated answers) answering from
+/// `table` (name, qtype) → answers; other questions get NXDOMAIN. Runs for at most two
+/// minutes. Returns a counter of UDP queries.
 pub fn dns_server(ip: &str, table: Vec<(&'static str, u16, Answer)>) -> Arc<Mutex<u32>> {
     let sock = UdpSocket::bind((ip, 53)).expect("bind DNS responder (needs root)");
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let count = Arc::new(Mutex::new(0));
     let c2 = count.clone();
+    let table = Arc::new(table);
+    if table.iter().any(|(_, _, a)| matches!(a, Answer::Truncated)) {
+        let l = TcpListener::bind((ip, 53)).expect("bind DNS TCP responder");
+        let t2 = table.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming().take(20) {
+                let Ok(mut s) = s else { continue };
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut len = [0u8; 2];
+                if s.read_exact(&mut len).is_err() {
+                    continue;
+                }
+                let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                if s.read_exact(&mut q).is_err() {
+                    continue;
+                }
+                if let Some(r) = dns_reply(&q, &t2, false) {
+                    let _ = s.write_all(&(r.len() as u16).to_be_bytes());
+                    let _ = s.write_all(&r);
+                }
+            }
+        });
+    }
     std::thread::spawn(move || {
         let start = Instant::now();
         let mut buf = [0u8; 512];
@@ -324,49 +399,9 @@ pub fn dns_server(ip: &str, table: Vec<(&'static str, u16, Answer)>) -> Arc<Mute
                 continue;
             };
             *c2.lock().unwrap() += 1;
-            let q = &buf[..n];
-            let Some((name, end)) = wire_to_dot(q, 12) else {
-                continue;
-            };
-            let qtype = u16::from_be_bytes([q[end], q[end + 1]]);
-            let question = &q[12..end + 4];
-            let answers: Vec<&Answer> = table
-                .iter()
-                .filter(|(nm, t, _)| *nm == name && *t == qtype)
-                .map(|(_, _, a)| a)
-                .collect();
-            if answers.iter().any(|a| matches!(a, Answer::Silent)) {
-                continue;
+            if let Some(r) = dns_reply(&buf[..n], &table, true) {
+                let _ = sock.send_to(&r, from);
             }
-            let mut r = vec![q[0], q[1], 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
-            r.extend_from_slice(question);
-            let mut count = 0u16;
-            let mut rcode = if answers.is_empty() { 3 } else { 0 };
-            for a in &answers {
-                let (t, data) = match a {
-                    Answer::Ptr(s) => (12u16, dot_to_wire(s)),
-                    Answer::A(b) => (1, b.to_vec()),
-                    Answer::Aaaa(b) => (28, b.to_vec()),
-                    Answer::ServFail => {
-                        rcode = 2;
-                        continue;
-                    }
-                    Answer::Silent => continue,
-                };
-                r.extend_from_slice(&[0xc0, 12]);
-                r.extend_from_slice(&t.to_be_bytes());
-                r.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
-                r.extend_from_slice(&(data.len() as u16).to_be_bytes());
-                r.extend_from_slice(&data);
-                count += 1;
-            }
-            if rcode == 2 {
-                r.truncate(12 + question.len());
-                count = 0;
-            }
-            r[3] = 0x80 | rcode;
-            r[6..8].copy_from_slice(&count.to_be_bytes());
-            let _ = sock.send_to(&r, from);
         }
     });
     count
