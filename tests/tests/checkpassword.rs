@@ -320,7 +320,13 @@ impl World {
         std::fs::set_permissions(dir.path(), perm).unwrap();
         let db = Db::new(kind, &dir);
         let n = tag();
-        let domain = format!("t{}-{n}.example", std::process::id());
+        // Unique across runs too: the database servers may outlive one test run.
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 1_000_000;
+        let domain = format!("t{}-{run}-{n}.example", std::process::id());
         let ip = format!(
             "127.{}.{}.{}",
             1 + (std::process::id() % 200),
