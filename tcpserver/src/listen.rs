@@ -170,7 +170,18 @@ pub fn setup(c: &Config, msg: &Msg) -> (i32, SocketAddr) {
             libc::c_int::from(bind.v6only),
         );
     }
-    let (sa, len) = to_sockaddr(&SocketAddr::new(bind.ip, port));
+    let mut addr = SocketAddr::new(bind.ip, port);
+    if let (Some(name), SocketAddr::V6(a)) = (&c.interface, &mut addr) {
+        let index = std::ffi::CString::new(name.as_slice())
+            .ok()
+            // SAFETY: a NUL-terminated interface name.
+            .map_or(0, |n| unsafe { libc::if_nametoindex(n.as_ptr()) });
+        if index == 0 {
+            msg.fatal(EXIT_TEMP, &[b"unknown interface ", name])
+        }
+        a.set_scope_id(index);
+    }
+    let (sa, len) = to_sockaddr(&addr);
     // SAFETY: sa/len describe a valid address.
     if let Err(e) =
         check(unsafe { libc::bind(fd, (&sa as *const libc::sockaddr_storage).cast(), len) })

@@ -11,7 +11,7 @@ use ucspi::msg::{write_line, EXIT_USAGE};
 /// added options (`-4`, `-6`, `-C`) are documented in the man page.
 pub const USAGE: &str = "tcpserver [ -1UXpPhHrRoOdDqQv ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] host port program";
 
-const SPEC: &str = "461UXpPhHrRoOdDqQvc:C:x:B:g:u:b:l:t:";
+const SPEC: &str = "461UXpPhHrRoOdDqQvc:C:x:B:g:u:b:l:t:I:";
 
 /// The default listen backlog: large, so that a burst the `-c` limit serves later waits in
 /// the kernel queue (the kernel caps it at net.core.somaxconn). djb's default is 20.
@@ -49,6 +49,8 @@ pub struct Config {
     pub nodelay: bool,
     pub kill_ip_options: bool,
     pub family: Family,
+    /// `-I`: the interface (scope) of a link-local IPv6 address, as fefe's patch.
+    pub interface: Option<Vec<u8>>,
     pub host: Vec<u8>,
     pub port: Vec<u8>,
     /// The program and its arguments, NUL-terminated for execve.
@@ -77,6 +79,7 @@ impl Default for Config {
             nodelay: false,
             kill_ip_options: true,
             family: Family::Any,
+            interface: None,
             host: Vec::new(),
             port: Vec::new(),
             argv: Vec::new(),
@@ -151,6 +154,7 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                 b'b' => c.backlog = num(&v) as i32,
                 b'l' => c.local_name = Some(v.as_bytes().to_vec()),
                 b't' => c.timeout = num(&v),
+                b'I' => c.interface = Some(v.as_bytes().to_vec()),
                 _ => unreachable!("option not in SPEC"),
             },
         }

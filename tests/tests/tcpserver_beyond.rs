@@ -127,6 +127,30 @@ fn ipv6_rules_from_fefes_tcprules_and_cidr() {
 }
 
 #[test]
+fn interface_option_as_fefes() {
+    let s = Server::start(
+        &ours(),
+        &opts(&["-I", "lo"]),
+        "::1",
+        &["echo", "lo"],
+        &base_env(),
+    );
+    assert_eq!(
+        talk_to(SocketAddr::new("::1".parse().unwrap(), s.port)),
+        b"lo\n"
+    );
+    let mut c = Command::new(ours());
+    c.args(["-HR", "-I", "no-such-if0", "::1", "0", "true"])
+        .env_clear();
+    let o = run_with_input(&mut c, b"", Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(111));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "tcpserver: fatal: unknown interface no-such-if0\n"
+    );
+}
+
+#[test]
 fn family_options() {
     // -4 refuses an IPv6 host; -6 with host 0 listens on IPv6 only.
     let mut c = Command::new(ours());
