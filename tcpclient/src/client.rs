@@ -35,8 +35,10 @@ pub struct Config {
 }
 
 /// Why the command line was refused: print the message (if any) and the usage line.
+/// `quiet`: the refusal came after `-q` took effect (djb's missing operands), when djb's
+/// usage line goes nowhere.
 #[derive(Debug)]
-pub struct Usage(pub Option<Vec<u8>>);
+pub struct Usage(pub Option<Vec<u8>>, pub bool);
 
 /// djb's `ip4_scan`: a dotted quad at the start of `s` (trailing bytes are ignored).
 fn ip4_prefix(s: &[u8]) -> Option<Ipv4Addr> {
@@ -61,7 +63,8 @@ fn ip4_prefix(s: &[u8]) -> Option<Ipv4Addr> {
 
 /// Parses the command line (without argv[0]).
 pub fn parse_args(args: &[OsString]) -> Result<Config, Usage> {
-    let (opts, first) = parse(args, SPEC).map_err(|e| Usage(Some(e.message("tcpclient"))))?;
+    let (opts, first) =
+        parse(args, SPEC).map_err(|e| Usage(Some(e.message("tcpclient")), false))?;
     let mut c = Config {
         verbosity: 1,
         nodelay: false,
@@ -104,16 +107,18 @@ pub fn parse_args(args: &[OsString]) -> Result<Config, Usage> {
                 let v = v.as_bytes();
                 c.local_ip = match ip4_prefix(v) {
                     Some(ip) => Some(IpAddr::V4(ip)),
-                    None => Some(IpAddr::V6(ucspi::addr::parse_v6(v).ok_or(Usage(None))?)),
+                    None => Some(IpAddr::V6(
+                        ucspi::addr::parse_v6(v).ok_or(Usage(None, false))?,
+                    )),
                 };
             }
             Opt::Value(b'p', v) => c.local_port = scan_ulong(v.as_bytes()).0 as u16,
-            _ => return Err(Usage(None)),
+            _ => return Err(Usage(None, false)),
         }
     }
     let rest = &args[first..];
     if rest.len() < 3 {
-        return Err(Usage(None));
+        return Err(Usage(None, c.verbosity == 0));
     }
     c.host = rest[0].as_bytes().to_vec();
     c.port = rest[1].as_bytes().to_vec();
@@ -269,6 +274,16 @@ fn peer_addr(fd: i32) -> io::Result<SocketAddr> {
     ucspi::sock::from_sockaddr(&ss).ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
 }
 
+/// djb's tcpclient takes `dns_name4`'s answer as it is: no PTR record gives an empty
+/// name (the variable set, but empty), only a failed lookup leaves it unset.
+fn ptr_name(res: &ucspi::dns::Resolver, ip: IpAddr) -> Option<Vec<u8>> {
+    match res.name_of(ip) {
+        Ok(Some(n)) => Some(n),
+        Ok(None) => Some(Vec::new()),
+        Err(_) => None,
+    }
+}
+
 /// Everything after option parsing; returns only through exec or exit.
 pub fn run(c: &Config) -> ! {
     let msg = Msg {
@@ -301,7 +316,7 @@ pub fn run(c: &Config) -> ! {
     let res = ucspi::dns::Resolver::from_env();
     let local_host = match &c.local_name {
         Some(n) => Some(n.clone()),
-        None => res.name_of(local.ip()).ok().flatten(),
+        None => ptr_name(&res, local.ip()),
     };
     let remote = peer_addr(s)
         .unwrap_or_else(|e| msg.fatal_sys(EXIT_TEMP, &[b"unable to get remote address"], &e));
@@ -316,7 +331,7 @@ pub fn run(c: &Config) -> ! {
         ]);
     }
     let remote_host = if c.remote_host {
-        res.name_of(remote.ip()).ok().flatten()
+        ptr_name(&res, remote.ip())
     } else {
         None
     };
@@ -358,7 +373,8 @@ pub fn main_with(args: &[OsString]) -> ! {
     close(7);
     match parse_args(args) {
         Ok(c) => run(&c),
-        Err(Usage(m)) => {
+        Err(Usage(_, true)) => ucspi::msg::exit(ucspi::msg::EXIT_USAGE),
+        Err(Usage(m, false)) => {
             if let Some(m) = m {
                 write_line(&[&m]);
             }
