@@ -399,8 +399,14 @@ impl Login {
                 }
             })
         } else if dovecot {
-            // Dovecot's checkpassword-reply must keep ORIG_UID's uid; ids go in EXTRA.
-            Ok(())
+            // Dovecot's checkpassword-reply must keep ORIG_UID's uid; ids go in EXTRA,
+            // where 0 would make Dovecot run the mail processes as root.
+            match ids {
+                Some((uid, gid)) if uid == 0 || gid == 0 => Err(format!(
+                    "refusing to give Dovecot uid {uid} gid {gid} for {domain}"
+                )),
+                _ => Ok(()),
+            }
         } else if root {
             match ids {
                 Some((uid, gid)) => setup::drop_to(uid, gid)

@@ -1248,6 +1248,13 @@ fn dovecot_mode(kind: Kind) {
     let input = format!("{}\0\0\0", w.login("henry"));
     let o = w.call(Some(input.as_bytes()), &dov, &["/bin/true"]);
     assert_code(&o, 1, "empty password for a real user");
+    // uid 0 is never handed to Dovecot either.
+    w.assign(&[(&w.domain, &w.domain, 0, GID)]);
+    let input = format!("{}\0pw\0\0", w.login("henry"));
+    let o = w.call(Some(input.as_bytes()), &dov, &["/bin/true"]);
+    assert_code(&o, 111, "uid 0 for Dovecot");
+    assert!(stderr(&o).contains("refusing"), "{}", show(&o));
+    w.assign(&[(&w.domain, &w.domain, UID, GID)]);
     // Wrong password under Dovecot: 1 (Dovecot's "auth failed").
     let input = format!("{}\0nope\0\0", w.login("henry"));
     assert_code(
