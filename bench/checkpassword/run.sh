@@ -5,6 +5,7 @@
 #   - the floor: fork+exec of /bin/true alone
 #   - the hash alone: crypt_r of the same $6$ hash
 #   - a C checkpassword doing the same one lookup with libmariadb (c_mysql_login.c)
+# Also: a wrong password and an unknown user, which must cost the same.
 # Prints medians and 90th percentiles in microseconds, and the issue's two ratios:
 #   SQLite: p50 login cost above the hash's own cost (target <= 1500 us)
 #   MariaDB: ours / the C client (target <= 0.7)
@@ -59,13 +60,19 @@ login="bench@$domain:$pw"
 # machine hits them alike; each figure is the median of the rounds' medians (p90 alike).
 rounds=5
 per=$(( (n + rounds - 1) / rounds ))
-names=(floor hash sqlite mysql cmysql pg)
+names=(floor hash sqlite wrong unknown mysql cmysql pg)
 declare -A med p90
 run_one() {
   case "$1" in
   floor) "$work/harness" "$per" "$login" /bin/true ;;
   hash) "$work/harness" "$per" hash "$hash" "$pw" ;;
   sqlite) "${common[@]}" CHECKPASSWORD_DB="sqlite:$work/users.sqlite" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
+  wrong | unknown)
+    local l="$login"
+    if [ "$1" = wrong ]; then l="bench@$domain:not-$pw"; else l="nobody@$domain:$pw"; fi
+    "${common[@]}" CHECKPASSWORD_DB="sqlite:$work/users.sqlite" HARNESS_ANY_STATUS=1 \
+      CHECKPASSWORD_LOCKOUT_FAILURES=0 CHECKPASSWORD_LOCKOUT_IP_FAILURES=0 \
+      "$work/harness" "$per" "$l" "$cp_bin" /bin/true ;;
   mysql) "${common[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_MYSQL_SOCKET_URL" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
   cmysql) "$work/harness" "$per" "$login" "$work/c_mysql_login" "$mysock" cptest cp-pw cptest /bin/true ;;
   pg) "${common[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_PG_URL" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
@@ -86,6 +93,8 @@ label() {
   floor) echo "fork+exec /bin/true (floor)" ;;
   hash) echo "crypt_r of the \$6\$ hash alone" ;;
   sqlite) echo "ours, SQLite" ;;
+  wrong) echo "ours, SQLite, wrong password (exit 1)" ;;
+  unknown) echo "ours, SQLite, unknown user (exit 1)" ;;
   mysql) echo "ours, MariaDB (unix socket)" ;;
   cmysql) echo "C + libmariadb, MariaDB (unix socket)" ;;
   pg) echo "ours, PostgreSQL (loopback TCP, SCRAM)" ;;
@@ -100,5 +109,6 @@ above=$((m[sqlite] - m[floor] - m[hash]))
 echo "SQLite: p50 login cost above the fork+exec floor and the hash: ${above} us (target <= 1500)"
 awk -v a="${m[mysql]}" -v b="${m[cmysql]}" \
   'BEGIN { printf "MariaDB: ours / C client = %.2f (target <= 0.70)\n", a / b }'
+echo "SQLite: unknown user vs wrong password: ${m[unknown]} vs ${m[wrong]} us (the dummy hash keeps them alike)"
 awk -v a="${m[pg]}" -v b="${m[cmysql]}" \
   'BEGIN { printf "PostgreSQL: ours / C MariaDB client = %.2f (for reference)\n", a / b }'
