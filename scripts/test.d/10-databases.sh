@@ -5,6 +5,7 @@
 # Each server gets its own data directory, unix socket and loopback port under one
 # temporary directory and is stopped and removed at exit. The tests reach them through:
 #   CHECKPASSWORD_TEST_MYSQL_URL, CHECKPASSWORD_TEST_MYSQL_SOCKET_URL, CHECKPASSWORD_TEST_MYSQL_CTL
+#   (MySQL also has a read-only account cpread/cp-read, as vpopmail.mysql's first line)
 #   CHECKPASSWORD_TEST_PG_URL, CHECKPASSWORD_TEST_PG_CTL
 # where *_CTL is a script taking `start`, `stop` or `sql` (SQL on stdin, rows out as
 # tab-separated lines).
@@ -78,6 +79,8 @@ CREATE USER 'cptest'@'127.0.0.1' IDENTIFIED BY 'cp-pw';
 CREATE USER 'cptest'@'localhost' IDENTIFIED BY 'cp-pw';
 GRANT ALL ON cptest.* TO 'cptest'@'127.0.0.1';
 GRANT ALL ON cptest.* TO 'cptest'@'localhost';
+CREATE USER 'cpread'@'localhost' IDENTIFIED BY 'cp-read';
+GRANT SELECT ON cptest.* TO 'cpread'@'localhost';
 SQL
 export CHECKPASSWORD_TEST_MYSQL_URL="mysql://cptest:cp-pw@127.0.0.1:$cp_my_port/cptest"
 export CHECKPASSWORD_TEST_MYSQL_SOCKET_URL="mysql://cptest:cp-pw@localhost/cptest?socket=$cp_dbdir/mysql/mysql.sock"

@@ -1469,6 +1469,51 @@ fn mysql_vpopmail_file_and_socket() {
         &["/bin/true"],
     );
     assert_code(&o, 0, "vpopmail.mysql");
+    // Reads through a read-only account, bookkeeping through the update account.
+    let lastauth = |ip: &str| {
+        w.db.rows(&format!(
+            "SELECT remote_ip FROM lastauth WHERE `user` = 'mia' AND domain = {} AND remote_ip = {};",
+            q(&w.domain),
+            q(ip)
+        ))
+    };
+    let ip_a = format!("{}1", &w.ip[..w.ip.len() - 1]);
+    let ip_b = format!("{}2", &w.ip[..w.ip.len() - 1]);
+    std::fs::write(
+        w.vpopmail.join("etc/vpopmail.mysql"),
+        format!("localhost|{sock_path}|cpread|cp-read|cptest\nlocalhost|{sock_path}|cptest|cp-pw|cptest\n"),
+    )
+    .unwrap();
+    let o = w.call(
+        Some(input.as_bytes()),
+        &[("-CHECKPASSWORD_DB", ""), ("TCPREMOTEIP", &ip_a)],
+        &["/bin/true"],
+    );
+    assert_code(&o, 0, "read-only account plus update account");
+    assert_eq!(lastauth(&ip_a), vec![ip_a.clone()], "{}", show(&o));
+    // Only the read-only account: the login still works, lastauth is skipped (and logged).
+    std::fs::write(
+        w.vpopmail.join("etc/vpopmail.mysql"),
+        format!("localhost|{sock_path}|cpread|cp-read|cptest\n"),
+    )
+    .unwrap();
+    let o = w.call(
+        Some(input.as_bytes()),
+        &[("-CHECKPASSWORD_DB", ""), ("TCPREMOTEIP", &ip_b)],
+        &["/bin/true"],
+    );
+    assert_code(&o, 0, "read-only account alone");
+    assert!(lastauth(&ip_b).is_empty());
+    assert!(
+        stderr(&o).contains("unable to update lastauth"),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        !stderr(&o).contains("cp-read"),
+        "no password in the log: {}",
+        show(&o)
+    );
     // A config file's db wins over vpopmail.mysql; a broken one is a temporary failure.
     let conf = w.dir.join("cp.conf");
     std::fs::write(&conf, "db = mysql://cptest:cp-pw@127.0.0.1:1/cptest\n").unwrap();
