@@ -187,6 +187,9 @@ pub enum Rr {
     Txt(Vec<Vec<u8>>),
     /// Answer SERVFAIL.
     ServFail,
+    /// Answer with the TC bit and nothing else (the client retries over TCP, where
+    /// nothing listens: a lookup failure that djbdns reports at once, unlike SERVFAIL).
+    Truncated,
     /// Never answer.
     Silent,
 }
@@ -270,7 +273,7 @@ pub fn dns_zone(
                         rcode = 2;
                         continue;
                     }
-                    Rr::Silent => continue,
+                    Rr::Silent | Rr::Truncated => continue,
                 };
                 r.extend_from_slice(&[0xc0, 12]);
                 r.extend_from_slice(&t.to_be_bytes());
@@ -282,6 +285,11 @@ pub fn dns_zone(
             if rcode == 2 {
                 r.truncate(12 + question.len());
                 count = 0;
+            }
+            if rrs.iter().any(|r| matches!(r, Rr::Truncated)) {
+                r.truncate(12 + question.len());
+                count = 0;
+                r[2] |= 0x02;
             }
             r[3] = 0x80 | rcode;
             r[6..8].copy_from_slice(&count.to_be_bytes());
