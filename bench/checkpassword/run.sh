@@ -22,7 +22,7 @@ apt_install gcc libc6-dev libmariadb-dev libcrypt-dev whois sqlite3
 cleanups=()
 on_exit() { local c; for c in "${cleanups[@]:-}"; do [ -n "$c" ] && eval "$c" || true; done; }
 trap on_exit EXIT
-if [ -z "${CHECKPASSWORD_TEST_MYSQL_CTL:-}" ] || [ -z "${CHECKPASSWORD_TEST_PG_CTL:-}" ]; then
+if [ -z "${CHECKPASSWORD_TEST_MYSQL_CTL:-}" ] || [ -z "${CHECKPASSWORD_TEST_PG_SOCKET_URL:-}" ]; then
   # shellcheck source=scripts/test.d/10-databases.sh
   . scripts/test.d/10-databases.sh
 fi
@@ -60,7 +60,7 @@ login="bench@$domain:$pw"
 # machine hits them alike; each figure is the median of the rounds' medians (p90 alike).
 rounds=5
 per=$(( (n + rounds - 1) / rounds ))
-names=(floor hash sqlite wrong unknown mysql cmysql pg)
+names=(floor hash sqlite wrong unknown mysql cmysql pg pgsock)
 declare -A med p90
 run_one() {
   case "$1" in
@@ -76,6 +76,7 @@ run_one() {
   mysql) "${common[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_MYSQL_SOCKET_URL" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
   cmysql) "$work/harness" "$per" "$login" "$work/c_mysql_login" "$mysock" cptest cp-pw cptest /bin/true ;;
   pg) "${common[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_PG_URL" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
+  pgsock) "${common[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_PG_SOCKET_URL" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
   esac
 }
 for r in $(seq 1 "$rounds"); do
@@ -98,6 +99,7 @@ label() {
   mysql) echo "ours, MariaDB (unix socket)" ;;
   cmysql) echo "C + libmariadb, MariaDB (unix socket)" ;;
   pg) echo "ours, PostgreSQL (loopback TCP, SCRAM)" ;;
+  pgsock) echo "ours, PostgreSQL (unix socket, trust)" ;;
   esac
 }
 declare -A m

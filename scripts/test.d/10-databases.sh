@@ -6,7 +6,7 @@
 # temporary directory and is stopped and removed at exit. The tests reach them through:
 #   CHECKPASSWORD_TEST_MYSQL_URL, CHECKPASSWORD_TEST_MYSQL_SOCKET_URL, CHECKPASSWORD_TEST_MYSQL_CTL
 #   (MySQL also has a read-only account cpread/cp-read, as vpopmail.mysql's first line)
-#   CHECKPASSWORD_TEST_PG_URL, CHECKPASSWORD_TEST_PG_CTL
+#   CHECKPASSWORD_TEST_PG_URL, CHECKPASSWORD_TEST_PG_SOCKET_URL, CHECKPASSWORD_TEST_PG_CTL
 # where *_CTL is a script taking `start`, `stop` or `sql` (SQL on stdin, rows out as
 # tab-separated lines).
 
@@ -118,3 +118,5 @@ chmod 755 "$cp_dbdir/pg-ctl"
   -v ON_ERROR_STOP=1 -c "GRANT ALL ON SCHEMA public TO cptest" >/dev/null)
 export CHECKPASSWORD_TEST_PG_URL="postgres://cptest:cp-pw@127.0.0.1:$cp_pg_port/cptest"
 export CHECKPASSWORD_TEST_PG_CTL="$cp_dbdir/pg-ctl"
+# Local (unix socket) connections use trust authentication.
+export CHECKPASSWORD_TEST_PG_SOCKET_URL="postgres://cptest@localhost/cptest?host=$cp_dbdir/pg&port=$cp_pg_port"

@@ -1538,6 +1538,26 @@ fn mysql_vpopmail_file_and_socket() {
     assert!(stderr(&o).contains("unknown setting bogus"), "{}", show(&o));
 }
 
+#[test]
+fn postgres_unix_socket() {
+    let w = World::new(Kind::Pg);
+    w.add("nina", "pw");
+    let url = env_or_fail("CHECKPASSWORD_TEST_PG_SOCKET_URL");
+    let input = format!("{}\0pw\0\0", w.login("nina"));
+    let o = w.call(
+        Some(input.as_bytes()),
+        &[("CHECKPASSWORD_DB", &url)],
+        &["/bin/true"],
+    );
+    assert_code(&o, 0, "unix socket URL");
+    let o = w.call(
+        Some(format!("{}\0bad\0\0", w.login("nina")).as_bytes()),
+        &[("CHECKPASSWORD_DB", &url)],
+        &["/bin/true"],
+    );
+    assert_code(&o, 1, "wrong password over the socket");
+}
+
 // ---------------------------------------------------------------------------------------
 // The interface itself (SQLite).
 
