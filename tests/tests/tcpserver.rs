@@ -254,26 +254,29 @@ fn usage_and_startup_errors_match_djb() {
 fn bind_conflict_matches_djb() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let run = |bin: &Path| {
+    let run = |bin: &Path, flags: &str| {
         let mut c = Command::new(bin);
-        c.args(["-HR", "127.0.0.1", &port, "true"]).env_clear();
+        c.args([flags, "127.0.0.1", &port, "true"]).env_clear();
         let o = run_with_input(&mut c, b"", Duration::from_secs(10));
         (
             o.status.code(),
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
     };
-    let (a, b) = (run(&djb()), run(&ours()));
+    let (a, b) = (run(&djb(), "-HR"), run(&ours(), "-HR"));
     assert_eq!(a, b);
     assert_eq!(
         b.1,
         "tcpserver: fatal: unable to bind: address already used\n"
     );
+    // -q silences even fatal messages; the exit code stays.
+    assert_eq!(run(&djb(), "-qHR"), (Some(111), String::new()));
+    assert_eq!(run(&ours(), "-qHR"), (Some(111), String::new()));
 }
 
 #[test]
 fn port_forms_and_print_port() {
-    // 70000 is 4464 modulo 65536 for both; a service name works.
+    // A service name from /etc/services works for both.
     for bin in [djb(), ours()] {
         let mut c = Command::new(&bin);
         c.args(["-1", "-HR", "-l0", "127.0.0.1", "smtp", "true"])
