@@ -43,8 +43,10 @@ fn dns() {
                 28,
                 Rr::Aaaa(std::net::Ipv6Addr::LOCALHOST.octets()),
             ),
-            ("broken.example".into(), 1, Rr::Truncated),
-            ("broken.example".into(), 28, Rr::Truncated),
+            // SERVFAIL: djb's resolver waits ~11 s for a better answer, then reports
+            // a temporary failure, as ours does at once.
+            ("broken.example".into(), 1, Rr::ServFail),
+            ("broken.example".into(), 28, Rr::ServFail),
             (
                 "v6only.example".into(),
                 28,
