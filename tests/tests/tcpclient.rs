@@ -278,6 +278,22 @@ fn fds_six_and_seven_and_stdio() {
     );
     assert_same(&a, &b, &[srv.port], "fds");
     assert_eq!(b.stdout, b"got hello\nsame\n");
+    // SIGPIPE is back to its default for the program, as djb's restores it.
+    let (a, b) = both(
+        &[
+            "-RHl0",
+            "127.0.41.13",
+            &port,
+            "grep",
+            "^SigIgn",
+            "/proc/self/status",
+        ],
+        b"",
+    );
+    assert_same(&a, &b, &[srv.port], "signals");
+    let mask = String::from_utf8_lossy(&b.stdout);
+    let mask = u64::from_str_radix(mask.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "SIGPIPE ignored");
     // Descriptors 6 and 7 inherited from the caller are closed first, not mistaken.
     let wrap = format!(
         "exec 6</dev/null 7>/dev/null; exec \"$0\" -RHl0 127.0.41.13 {port} sh -c 'echo hi >&7; read r <&6; echo $r'"
@@ -534,6 +550,17 @@ fn ipv6_peers_and_families() {
             );
         }
     }
+    // -i binds an IPv6 source address.
+    let o = tc(
+        &ours("tcpclient"),
+        &["-RHl0", "-i", "::1", "::1", &p6, "sh", "-c", SHOW_ENV],
+        b"",
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("TCPLOCALIP=::1"),
+        "{}",
+        show(&o)
+    );
     // -6 with 0 is ::1; -4 refuses an IPv6 literal.
     let o = tc(
         &ours("tcpclient"),

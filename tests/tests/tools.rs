@@ -237,6 +237,16 @@ fn argv0_matches_djb() {
     let o = same("argv0", &["/nonexistent/prog", "x"], b"");
     assert_eq!(o.status.code(), Some(111));
     same("argv0", &["no-such-program-anywhere", "x"], b"");
+    // Signal dispositions pass through untouched (Rust ignores SIGPIPE at start; the
+    // program must not inherit that).
+    let o = same(
+        "argv0",
+        &["/bin/grep", "grep", "^SigIgn", "/proc/self/status"],
+        b"",
+    );
+    assert_eq!(o.stdout, b"SigIgn:\t0000000000000000\n");
+    let o = same("recordio", &["grep", "^SigIgn", "/proc/self/status"], b"");
+    assert_eq!(o.stdout, b"SigIgn:\t0000000000000000\n");
 }
 
 /// A line server: greets, answers each line with `250 got LINE`, `221` and close on QUIT.
