@@ -188,7 +188,8 @@ impl Compiler {
             self.key.clear();
             self.key.extend_from_slice(&address[..left]);
             let mut digits = crate::env::itoa_buf();
-            self.key.extend_from_slice(crate::env::fmt_u64(&mut digits, n));
+            self.key
+                .extend_from_slice(crate::env::fmt_u64(&mut digits, n));
             self.key.extend_from_slice(&address[right..]);
             emit(&self.key, &self.data)?;
             n += 1;
