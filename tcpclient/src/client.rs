@@ -157,9 +157,6 @@ fn attempt(msg: &Msg, c: &Config, ip: IpAddr, port: u16, secs: u64) -> Attempt {
         (_, IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
     let (sa, len) = to_sockaddr(&SocketAddr::new(local_ip, c.local_port));
-    if c.local_port != 0 {
-        let _ = set_int(s, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
-    }
     // SAFETY: binding to a sockaddr of the given length.
     if let Err(e) =
         check(unsafe { libc::bind(s, (&sa as *const libc::sockaddr_storage).cast(), len) })
