@@ -17,24 +17,6 @@ pub struct Bind {
     pub v6only: bool,
 }
 
-/// djb's port argument: all digits is a number modulo 65536 (the empty string is 0),
-/// anything else a service name from /etc/services.
-pub fn port_number(p: &[u8]) -> Option<u16> {
-    let (v, n) = ucspi::getopt::scan_ulong(p);
-    if n == p.len() {
-        return Some((v % 65536) as u16);
-    }
-    let name = std::ffi::CString::new(p).ok()?;
-    // SAFETY: both arguments are NUL-terminated; the result is read before any other
-    // netdb call.
-    let se = unsafe { libc::getservbyname(name.as_ptr(), c"tcp".as_ptr()) };
-    if se.is_null() {
-        return None;
-    }
-    // SAFETY: se is a valid servent from the call above.
-    Some(u16::from_be(unsafe { (*se).s_port } as u16))
-}
-
 /// Why the host argument gave no address.
 #[derive(Debug)]
 pub enum HostError {
@@ -130,7 +112,7 @@ pub fn resolve_host(host: &[u8], family: Family) -> Result<Bind, HostError> {
 /// Everything djb's main does before the accept loop. Returns the listening fd (non-
 /// blocking, close-on-exec, never 0 or 1) and its address.
 pub fn setup(c: &Config, msg: &Msg) -> (i32, SocketAddr) {
-    let Some(port) = port_number(&c.port) else {
+    let Some(port) = ucspi::hostport::port_number(&c.port) else {
         msg.fatal(
             EXIT_TEMP,
             &[b"unable to figure out port number for ", &c.port],
@@ -246,16 +228,6 @@ pub fn setup(c: &Config, msg: &Msg) -> (i32, SocketAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ports() {
-        assert_eq!(port_number(b"70000"), Some(4464));
-        assert_eq!(port_number(b""), Some(0));
-        if std::path::Path::new("/etc/services").exists() {
-            assert_eq!(port_number(b"smtp"), Some(25));
-        }
-        assert_eq!(port_number(b"no-such-service-xyz"), None);
-    }
 
     #[test]
     fn hosts() {
