@@ -1654,7 +1654,14 @@ fn setuid_caller() {
     let dir = w.dir.path().to_path_buf();
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let bin = w.dir.join("checkpassword-setuid");
-    std::fs::copy(ours("checkpassword"), &bin).unwrap();
+    // Copied by cp(1): a write descriptor of this process, inherited by a child that
+    // another test thread forks meanwhile, would make exec fail with ETXTBSY.
+    let st = Command::new("cp")
+        .arg(ours("checkpassword"))
+        .arg(&bin)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cp");
     std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
     // The config file is the only source of settings.
     let conf = Path::new("/etc/checkpassword.conf");
