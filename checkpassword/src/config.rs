@@ -38,6 +38,8 @@ pub struct Settings {
     pub default_domain: Option<String>,
     pub vpopmail_dir: Option<PathBuf>,
     pub qmail_dir: PathBuf,
+    /// mailaccounts also writes pw_clear_passwd (for APOP and CRAM-MD5).
+    pub clear_passwords: bool,
 }
 
 impl Default for Settings {
@@ -55,6 +57,7 @@ impl Default for Settings {
             default_domain: None,
             vpopmail_dir: None,
             qmail_dir: PathBuf::from("/var/qmail"),
+            clear_passwords: false,
         }
     }
 }
@@ -73,6 +76,7 @@ pub const KEYS: &[&str] = &[
     "default_domain",
     "vpopmail_dir",
     "qmail",
+    "clear_passwords",
 ];
 
 fn num(key: &str, v: &str) -> Result<u64, String> {
@@ -123,6 +127,13 @@ impl Settings {
             }
             "vpopmail_dir" => self.vpopmail_dir = Some(PathBuf::from(v)),
             "qmail" => self.qmail_dir = PathBuf::from(v),
+            "clear_passwords" => {
+                self.clear_passwords = match v {
+                    "on" | "yes" | "1" => true,
+                    "off" | "no" | "0" => false,
+                    _ => return Err("bad value for clear_passwords: want on or off".into()),
+                }
+            }
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())

@@ -3,6 +3,7 @@
 //! PostgreSQL or embedded SQLite), Dovecot 2.3's extensions, and safe defaults: constant
 //! time checks, failed-login lockout, no root, no secrets in logs.
 
+pub mod accounts;
 pub mod assign;
 pub mod config;
 pub mod fd3;
