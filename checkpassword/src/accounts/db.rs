@@ -99,6 +99,15 @@ pub fn create_domain_table(db: &mut dyn Conn, domain: &str) -> Result<(), DbErro
         .map(drop)
 }
 
+/// A placeholder for an integer: PostgreSQL infers a parameter's type from the column, and
+/// vpopmail's `INT` columns would refuse our 64-bit values without the cast.
+fn mark(k: Kind, v: &Val) -> &'static str {
+    match (k, v) {
+        (Kind::Postgres, Val::Int(_)) => "CAST(? AS BIGINT)",
+        _ => "?",
+    }
+}
+
 fn where_user(k: Kind, t: &Table, user: &str, domain: &str) -> (String, Vec<Val>) {
     if t.single {
         (
@@ -188,7 +197,7 @@ pub fn insert(db: &mut dyn Conn, t: &Table, u: &NewUser) -> Result<(), DbError> 
         "INSERT INTO {} ({}) VALUES ({})",
         k.ident(&t.name),
         names.join(", "),
-        vec!["?"; cols.len()].join(", ")
+        p.iter().map(|v| mark(k, v)).collect::<Vec<_>>().join(", ")
     );
     db.exec(&sql, &p).map(drop)
 }
@@ -205,7 +214,7 @@ pub fn update(
     let (w, wp) = where_user(k, t, user, domain);
     let sets: Vec<String> = set
         .iter()
-        .map(|(c, _)| format!("{} = ?", k.ident(c)))
+        .map(|(c, v)| format!("{} = {}", k.ident(c), mark(k, v)))
         .collect();
     let mut p: Vec<Val> = set.iter().map(|(_, v)| v.clone()).collect();
     p.extend(wp);

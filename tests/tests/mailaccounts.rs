@@ -1,0 +1,539 @@
+//! Black-box tests of mailaccounts against SQLite and the private MariaDB and PostgreSQL
+//! servers that scripts/test.sh starts (scripts/test.d/10-databases.sh), with round trips
+//! through our checkpassword: what mailaccounts writes is what checkpassword accepts.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use blackbox::{ours, run_with_input, show, TempDir};
+
+const UID: u32 = 4711;
+const GID: u32 = 4712;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Sqlite,
+    Mysql,
+    Pg,
+}
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+struct World {
+    dir: TempDir,
+    url: String,
+    domain: String,
+    ip: String,
+    config: PathBuf,
+}
+
+fn env_or_fail(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run scripts/test.sh, which starts the private database servers")
+    })
+}
+
+impl World {
+    fn new(kind: Kind) -> World {
+        let dir = TempDir::new("ma");
+        // The domain's uid must be able to reach its directories.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 1_000_000;
+        let url = match kind {
+            Kind::Sqlite => format!("sqlite:{}", dir.join("db/users.sqlite").display()),
+            Kind::Mysql => env_or_fail("CHECKPASSWORD_TEST_MYSQL_URL"),
+            Kind::Pg => env_or_fail("CHECKPASSWORD_TEST_PG_URL"),
+        };
+        let config = dir.join("checkpassword.conf");
+        std::fs::write(&config, "").unwrap();
+        World {
+            domain: format!("m{}-{run}-{n}.example", std::process::id()),
+            ip: format!(
+                "127.{}.{}.{}",
+                1 + std::process::id() % 200,
+                200 + n / 250,
+                1 + n % 250
+            ),
+            url,
+            config,
+            dir,
+        }
+    }
+
+    fn env(&self, c: &mut Command) {
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("CHECKPASSWORD_CONFIG", &self.config)
+            .env("CHECKPASSWORD_DB", &self.url)
+            .env("CHECKPASSWORD_VPOPMAIL_DIR", self.dir.join("vpopmail"))
+            .env("QMAIL", self.dir.join("qmail"));
+    }
+
+    /// Runs mailaccounts with `input` on stdin (not a terminal).
+    fn ma(&self, args: &[&str], input: &str) -> Output {
+        let mut c = Command::new(ours("mailaccounts"));
+        c.args(args);
+        self.env(&mut c);
+        run_with_input(&mut c, input.as_bytes(), Duration::from_secs(60))
+    }
+
+    fn ok(&self, args: &[&str], input: &str) -> String {
+        let o = self.ma(args, input);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "mailaccounts {args:?}\n{}",
+            show(&o)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn fails(&self, args: &[&str], input: &str, code: i32, msg: &str) {
+        let o = self.ma(args, input);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "mailaccounts {args:?}\n{}",
+            show(&o)
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(msg),
+            "want {msg:?}\n{}",
+            show(&o)
+        );
+    }
+
+    fn login(&self, user: &str) -> String {
+        format!("{user}@{}", self.domain)
+    }
+
+    fn domain_dir(&self) -> PathBuf {
+        self.dir.join("domains").join(&self.domain)
+    }
+
+    fn setup(&self) {
+        self.ok(&["init"], "");
+        std::fs::create_dir_all(self.dir.join("domains")).unwrap();
+        let d = self.domain_dir().display().to_string();
+        self.ok(
+            &[
+                "add-domain",
+                &self.domain,
+                "--uid",
+                &UID.to_string(),
+                "--gid",
+                &GID.to_string(),
+                "--dir",
+                &d,
+            ],
+            "",
+        );
+    }
+
+    /// checkpassword as qmail-popup (port 110), qmail-smtpd (25) or an IMAP server (143)
+    /// calls it; returns its exit code.
+    fn check(&self, login: &str, pw: &str, port: &str) -> i32 {
+        let cred = self
+            .dir
+            .join(&format!("cred-{}", N.fetch_add(1, Ordering::SeqCst)));
+        std::fs::write(&cred, format!("{login}\0{pw}\0<1.2@test>\0")).unwrap();
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(r#"exec "$0" /bin/sh -c 'test "$(id -u)" = 4711 && test "$PWD" = "$HOME"' 3<"$1""#)
+            .arg(ours("checkpassword"))
+            .arg(&cred);
+        self.env(&mut c);
+        c.env("TCPREMOTEIP", &self.ip).env("TCPLOCALPORT", port);
+        let o = run_with_input(&mut c, b"", Duration::from_secs(60));
+        o.status.code().unwrap_or(-1)
+    }
+}
+
+fn need_root() {
+    // SAFETY: plain id query.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "these tests run as root (scripts/test.sh does)"
+    );
+}
+
+macro_rules! matrix {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name(super::Kind::Sqlite)
+                }
+                #[test]
+                fn mysql() {
+                    super::$name(super::Kind::Mysql)
+                }
+                #[test]
+                fn postgres() {
+                    super::$name(super::Kind::Pg)
+                }
+            }
+        )*
+    };
+}
+
+matrix!(
+    account_lifecycle,
+    every_hash_method,
+    lockout_and_lastauth,
+    domains_and_errors
+);
+
+fn account_lifecycle(kind: Kind) {
+    need_root();
+    let w = World::new(kind);
+    w.setup();
+    // init again changes nothing.
+    w.ok(&["init"], "");
+    let alice = w.login("alice");
+    let out = w.ok(
+        &["add", &alice, "--quota", "50M", "--gecos", "Alice A"],
+        "first pw\nignored\n",
+    );
+    assert!(out.contains("added"), "{out}");
+
+    // vpopmail's layout, owned by the domain, mode 0700 at every level.
+    let home = w.domain_dir().join("alice");
+    for p in [
+        home.clone(),
+        home.join("Maildir"),
+        home.join("Maildir/cur"),
+        home.join("Maildir/new"),
+        home.join("Maildir/tmp"),
+    ] {
+        let m = std::fs::metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (UID, GID, 0o700),
+            "{}",
+            p.display()
+        );
+    }
+
+    let show = w.ok(&["--json", "show", &alice], "");
+    assert!(
+        show.contains(&format!("\"dir\":\"{}\"", home.display())),
+        "{show}"
+    );
+    assert!(show.contains("\"quota\":\"52428800S\""), "{show}");
+    assert!(show.contains("\"gecos\":\"Alice A\""), "{show}");
+    assert!(show.contains("\"clear_password\":false"), "{show}");
+    assert!(
+        !show.contains("$y$") && !show.contains("$6$"),
+        "no hash in output: {show}"
+    );
+    let list = w.ok(&["list", &w.domain], "");
+    assert!(
+        list.contains(&alice) && list.contains("52428800S"),
+        "{list}"
+    );
+
+    // The round trip: what was added logs in; a wrong password does not.
+    assert_eq!(w.check(&alice, "first pw", "110"), 0);
+    assert_eq!(w.check(&alice, "second pw", "110"), 1);
+
+    // passwd changes what checkpassword accepts.
+    w.ok(&["passwd", &alice, "--hash", "sha512"], "second pw\n");
+    assert_eq!(w.check(&alice, "second pw", "110"), 0);
+    assert_eq!(w.check(&alice, "first pw", "110"), 1);
+    assert!(w.ok(&["show", &alice], "").contains("sha512"));
+
+    // flags changes which services it accepts.
+    let f = w.ok(&["flags", &alice, "+NO_POP", "+no_relay"], "");
+    assert!(f.contains("NO_POP,NO_RELAY"), "{f}");
+    assert_eq!(w.check(&alice, "second pw", "110"), 1, "NO_POP refuses POP");
+    assert_eq!(w.check(&alice, "second pw", "143"), 0, "IMAP still allowed");
+    w.ok(&["flags", &alice, "-NO_POP", "+NO_IMAP"], "");
+    assert_eq!(w.check(&alice, "second pw", "110"), 0);
+    assert_eq!(
+        w.check(&alice, "second pw", "143"),
+        1,
+        "NO_IMAP refuses IMAP"
+    );
+    w.fails(&["flags", &alice, "+NO_SUCH"], "", 100, "unknown flag");
+
+    // quota as vpopmail writes it.
+    w.ok(&["quota", &alice, "1000000S,500C"], "");
+    assert!(w.ok(&["show", &alice], "").contains("1000000S,500C"));
+    w.fails(&["quota", &alice, "lots"], "", 100, "bad quota");
+
+    // The change log: every change, never a password.
+    let log = w.ok(&["log", &alice], "");
+    for a in ["add", "passwd", "flags", "quota"] {
+        assert!(log.contains(a), "{a} missing:\n{log}");
+    }
+    assert!(log.contains("root"), "{log}");
+    let logj = w.ok(&["--json", "log", &w.domain, "--limit", "50"], "");
+    for secret in ["first pw", "second pw", "$6$", "$y$"] {
+        assert!(
+            !log.contains(secret) && !logj.contains(secret),
+            "{secret} logged:\n{logj}"
+        );
+    }
+
+    // del makes it fail; the directory stays unless asked.
+    w.ok(&["del", &alice], "");
+    assert_eq!(w.check(&alice, "second pw", "110"), 1);
+    assert!(home.join("Maildir").is_dir());
+    w.fails(&["show", &alice], "", 100, "no such account");
+    // Adding again reuses the directory a failed or earlier run left.
+    w.ok(&["add", &alice], "third pw\n");
+    assert_eq!(w.check(&alice, "third pw", "110"), 0);
+    w.ok(&["del", &alice, "--remove-dir"], "");
+    assert!(!home.exists());
+    assert!(w.ok(&["log", &alice], "").contains("directory removed"));
+}
+
+fn every_hash_method(kind: Kind) {
+    need_root();
+    let w = World::new(kind);
+    w.setup();
+    for m in ["yescrypt", "sha512", "sha256", "bcrypt", "md5"] {
+        let login = w.login(&format!("u-{m}"));
+        w.ok(&["add", &login, "--hash", m], &format!("pw {m}\n"));
+        let s = w.ok(&["show", &login], "");
+        assert!(s.contains(m), "{s}");
+        assert_eq!(w.check(&login, &format!("pw {m}"), "110"), 0, "{m}");
+        assert_eq!(w.check(&login, "pw nope", "110"), 1, "{m}");
+    }
+    // The default is the strongest method this libxcrypt has.
+    let d = w.login("default");
+    w.ok(&["add", &d], "pw\n");
+    assert!(w.ok(&["show", &d], "").contains("yescrypt"));
+    w.fails(
+        &["add", &w.login("x"), "--hash", "des"],
+        "pw\n",
+        100,
+        "unknown hash method",
+    );
+}
+
+fn lockout_and_lastauth(kind: Kind) {
+    need_root();
+    let w = World::new(kind);
+    w.setup();
+    let bob = w.login("bob");
+    w.ok(&["add", &bob], "bob pw\n");
+    assert_eq!(w.check(&bob, "bob pw", "110"), 0);
+    let la = w.ok(&["lastauth", &bob], "");
+    assert!(la.contains(&bob) && la.contains(&w.ip), "{la}");
+    let laj = w.ok(&["--json", "lastauth", &w.domain], "");
+    assert!(laj.contains(&format!("\"ip\":\"{}\"", w.ip)), "{laj}");
+    // Three failures lock the account from this address.
+    for _ in 0..3 {
+        assert_eq!(w.check(&bob, "wrong", "110"), 1);
+    }
+    assert_eq!(w.check(&bob, "bob pw", "110"), 1, "locked");
+    let u = w.ok(&["unlock", &bob, &w.ip], "");
+    assert!(u.contains("lifted"), "{u}");
+    assert_eq!(w.check(&bob, "bob pw", "110"), 0, "unlocked");
+    // Without an address: every lock of the account.
+    for _ in 0..3 {
+        assert_eq!(w.check(&bob, "wrong", "110"), 1);
+    }
+    assert_eq!(w.check(&bob, "bob pw", "110"), 1, "locked");
+    w.ok(&["unlock", &bob], "");
+    assert_eq!(w.check(&bob, "bob pw", "110"), 0);
+    assert!(w.ok(&["log", &bob], "").contains("unlock"));
+    w.fails(&["unlock", &bob, "not-an-ip"], "", 100, "bad address");
+}
+
+fn domains_and_errors(kind: Kind) {
+    need_root();
+    let w = World::new(kind);
+    w.setup();
+    // users/assign as vadddomain writes it, and a users/cdb checkpassword reads.
+    let assign = std::fs::read_to_string(w.dir.join("qmail/users/assign")).unwrap();
+    assert_eq!(
+        assign,
+        format!(
+            "+{0}-:{0}:{UID}:{GID}:{1}:-::\n.\n",
+            w.domain,
+            w.domain_dir().display()
+        )
+    );
+    let m = std::fs::metadata(w.domain_dir()).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (UID, GID, 0o700));
+    let ds = w.ok(&["--json", "domains"], "");
+    assert!(
+        ds.contains(&format!(
+            "\"domain\":\"{}\",\"uid\":{UID},\"gid\":{GID}",
+            w.domain
+        )),
+        "{ds}"
+    );
+    // A second domain by names (root's group and user are refused: uid 0).
+    let other = format!("o{}", w.domain);
+    let od = w.dir.join("domains").join(&other);
+    w.ok(
+        &[
+            "add-domain",
+            &other,
+            "--uid",
+            "nobody",
+            "--gid",
+            "nogroup",
+            "--dir",
+            od.to_str().unwrap(),
+        ],
+        "",
+    );
+    w.fails(
+        &[
+            "add-domain",
+            "z.example",
+            "--uid",
+            "root",
+            "--gid",
+            "4",
+            "--dir",
+            "/tmp/z",
+        ],
+        "",
+        100,
+        "uid or gid 0",
+    );
+    w.fails(
+        &[
+            "add-domain",
+            &other,
+            "--uid",
+            "1",
+            "--gid",
+            "1",
+            "--dir",
+            od.to_str().unwrap(),
+        ],
+        "",
+        100,
+        "exists",
+    );
+    w.ok(&["add", &format!("carol@{other}")], "c pw\n");
+
+    // Clear errors, exit 100, nothing asked for or written.
+    w.fails(
+        &["add", "dave@missing.example"],
+        "pw\n",
+        100,
+        "no such domain",
+    );
+    w.fails(
+        &["add", &format!("bad/name@{}", w.domain)],
+        "pw\n",
+        100,
+        "bad user name",
+    );
+    w.fails(&["add", "nodomain"], "pw\n", 100, "want user@domain");
+    w.fails(&["add", &w.login("eve")], "", 100, "empty password");
+    w.fails(
+        &["add", &w.login("eve"), "secret-on-argv"],
+        "pw\n",
+        100,
+        "usage",
+    );
+    w.fails(&["frobnicate"], "", 100, "unknown command");
+    w.fails(&[], "", 100, "usage");
+    w.ok(&["add", &w.login("eve")], "pw\n");
+    w.fails(&["add", &w.login("eve")], "pw\n", 100, "exists");
+
+    // del-domain: rows and the assign entry go; the directory only when asked.
+    w.ok(&["del-domain", &other, "--remove-dir"], "");
+    assert!(!od.exists());
+    assert_eq!(w.check(&format!("carol@{other}"), "c pw", "110"), 1);
+    let ds = w.ok(&["domains"], "");
+    assert!(!ds.contains(&other) && ds.contains(&w.domain), "{ds}");
+    w.fails(&["del-domain", &other], "", 100, "no such domain");
+    assert!(w.ok(&["log", &other], "").contains("del-domain"));
+    assert_eq!(w.check(&w.login("eve"), "pw", "110"), 0);
+}
+
+#[test]
+fn sqlite_clear_passwords_and_per_domain_tables() {
+    need_root();
+    let w = World::new(Kind::Sqlite);
+    w.setup();
+    let db = w.url.strip_prefix("sqlite:").unwrap().to_string();
+    let m = std::fs::metadata(&db).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o600, "the database holds hashes");
+    let sql = |q: &str| {
+        let o = Command::new("sqlite3")
+            .arg(&db)
+            .arg(q)
+            .output()
+            .expect("sqlite3");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // Every table exists after init.
+    let tables = sql("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+    for t in ["changelog", "lastauth", "lockout", "relay", "vpopmail"] {
+        assert!(tables.lines().any(|l| l == t), "{t}: {tables}");
+    }
+    w.ok(&["add", &w.login("plain")], "p1\n");
+    assert_eq!(
+        sql("SELECT pw_clear_passwd FROM vpopmail WHERE pw_name = 'plain'").trim(),
+        ""
+    );
+    std::fs::write(&w.config, "clear_passwords = on\n").unwrap();
+    w.ok(&["add", &w.login("apop")], "p2\n");
+    assert_eq!(
+        sql("SELECT pw_clear_passwd FROM vpopmail WHERE pw_name = 'apop'").trim(),
+        "p2"
+    );
+    assert!(!sql("SELECT * FROM changelog").contains("p2"));
+    std::fs::write(&w.config, "clear_passwords = maybe\n").unwrap();
+    w.fails(&["list"], "", 111, "clear_passwords");
+
+    // The per-domain layout: a table per domain, as vpopmail --disable-many-domains.
+    let p = World::new(Kind::Sqlite);
+    std::fs::write(&p.config, "tables = per-domain\n").unwrap();
+    p.setup();
+    p.ok(&["add", &p.login("pd")], "pd pw\n");
+    let t = p.domain.replace(['.', '-'], "_");
+    let pdb = p.url.strip_prefix("sqlite:").unwrap();
+    let o = Command::new("sqlite3")
+        .arg(pdb)
+        .arg(format!("SELECT pw_name FROM \"{t}\""))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "pd");
+    assert_eq!(p.check(&p.login("pd"), "pd pw", "110"), 0);
+    assert!(p.ok(&["list"], "").contains(&p.login("pd")));
+    p.ok(&["del", &p.login("pd")], "");
+    assert_eq!(p.check(&p.login("pd"), "pd pw", "110"), 1);
+}
+
+#[test]
+fn database_down_is_temporary() {
+    let w = World::new(Kind::Sqlite);
+    let mut c = Command::new(ours("mailaccounts"));
+    c.args(["list"]);
+    w.env(&mut c);
+    // A closed loopback port.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    c.env(
+        "CHECKPASSWORD_DB",
+        format!("mysql://u:p@127.0.0.1:{port}/x"),
+    );
+    let o = run_with_input(&mut c, b"", Duration::from_secs(60));
+    assert_eq!(o.status.code(), Some(111), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("database unavailable"));
+    // A missing SQLite file is not silently created except by init.
+    w.fails(&["list"], "", 111, "users.sqlite");
+}
