@@ -429,10 +429,10 @@ fn black_hole(ip: &str, port: u16) -> (TcpListener, Vec<std::net::TcpStream>) {
 fn connect_timeouts_two_passes_over_all_addresses() {
     dns();
     // dead.example has two addresses: one silently dropping SYNs, one refusing.
-    let probe = TcpListener::bind("127.0.41.30:0").unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
-    let _hole = black_hole("127.0.41.30", port);
+    // The kernel picks the port: a probe-then-rebind leaves a window in which a parallel
+    // test's wildcard listener can take it.
+    let hole = black_hole("127.0.41.30", 0);
+    let port = hole.0.local_addr().unwrap().port();
     let p = port.to_string();
     for t in ["1+1", "1"] {
         let start = Instant::now();
