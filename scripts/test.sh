@@ -28,4 +28,4 @@ fi
 
 cargo build --workspace --all-targets --locked 2>&1
 cargo build --workspace --release --locked 2>&1
-cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}" 2>&1
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" 2>&1
