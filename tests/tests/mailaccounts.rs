@@ -424,6 +424,38 @@ fn domains_and_errors(kind: Kind) {
         "exists",
     );
     w.ok(&["add", &format!("carol@{other}")], "c pw\n");
+    // The same entry again changes nothing (a re-run after a failure mends).
+    w.ok(
+        &[
+            "add-domain",
+            &other,
+            "--uid",
+            "nobody",
+            "--gid",
+            "nogroup",
+            "--dir",
+            od.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.dir.join("qmail/users/assign"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with(&format!("+{other}-:")))
+            .count(),
+        1,
+        "one line for the domain"
+    );
+
+    // A directory left by an interrupted add (wrong owner and mode) is taken over.
+    let left = w.domain_dir().join("frank/Maildir/new");
+    std::fs::create_dir_all(&left).unwrap();
+    std::fs::set_permissions(&left, std::fs::Permissions::from_mode(0o755)).unwrap();
+    w.ok(&["add", &w.login("frank")], "f pw\n");
+    let m = std::fs::metadata(&left).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (UID, GID, 0o700));
+    assert_eq!(w.check(&w.login("frank"), "f pw", "110"), 0);
 
     // Clear errors, exit 100, nothing asked for or written.
     w.fails(

@@ -972,6 +972,10 @@ fn add(c: &mut Ctx, a: &Args) -> R<()> {
         },
     );
     if let Err(e) = ins {
+        // Another run added the account meanwhile: its directory is this one; keep it.
+        if let Ok(Some(_)) = db::get(c.db.as_mut(), &t, &u, &d) {
+            return usage(format!("account {u}@{d} exists"));
+        }
         // No directory without its row: take back what this run made.
         if created {
             let _ = std::fs::remove_dir_all(&udir);
