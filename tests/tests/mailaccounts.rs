@@ -367,6 +367,10 @@ fn domains_and_errors(kind: Kind) {
             w.domain_dir().display()
         )
     );
+    for f in ["qmail/users/assign", "qmail/users/cdb"] {
+        let m = std::fs::metadata(w.dir.join(f)).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o644, "{f} as qmail-newu leaves it");
+    }
     let m = std::fs::metadata(w.domain_dir()).unwrap();
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (UID, GID, 0o700));
     let ds = w.ok(&["--json", "domains"], "");

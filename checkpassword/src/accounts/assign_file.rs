@@ -136,6 +136,9 @@ fn replace(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
         .mode(mode)
         .open(&tmp)
         .map_err(|err| e("create", err))?;
+    // As qmail-newu (umask 033): readable by all whatever the caller's umask.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .map_err(|err| e("chmod", err))?;
     f.write_all(data).map_err(|err| e("write", err))?;
     f.sync_all().map_err(|err| e("write", err))?;
     std::fs::rename(&tmp, path).map_err(|err| {

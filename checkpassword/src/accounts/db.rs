@@ -313,27 +313,29 @@ pub fn unlock(db: &mut dyn Conn, login: &str, ip: Option<&str>) -> Result<u64, D
     Ok(n)
 }
 
+/// ` WHERE col = ? AND ...` for the columns given a value (nothing when none is).
+fn filter(k: Kind, by: &[(&str, Option<&str>)]) -> (String, Vec<Val>) {
+    let set: Vec<(&str, &str)> = by.iter().filter_map(|(c, v)| Some((*c, (*v)?))).collect();
+    if set.is_empty() {
+        return (String::new(), vec![]);
+    }
+    let w: Vec<String> = set
+        .iter()
+        .map(|(c, _)| format!("{} = ?", k.ident(c)))
+        .collect();
+    (
+        format!(" WHERE {}", w.join(" AND ")),
+        set.iter().map(|(_, v)| Val::text(v)).collect(),
+    )
+}
+
 pub fn lastauth(
     db: &mut dyn Conn,
     domain: Option<&str>,
     user: Option<&str>,
 ) -> Result<Vec<Row>, DbError> {
     let k = db.kind();
-    let mut w = Vec::new();
-    let mut p = Vec::new();
-    if let Some(d) = domain {
-        w.push(format!("{} = ?", k.ident("domain")));
-        p.push(Val::text(d));
-    }
-    if let Some(u) = user {
-        w.push(format!("{} = ?", k.ident("user")));
-        p.push(Val::text(u));
-    }
-    let w = if w.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", w.join(" AND "))
-    };
+    let (w, p) = filter(k, &[("domain", domain), ("user", user)]);
     let sql = format!(
         "SELECT * FROM {}{w} ORDER BY {}, {}",
         k.ident("lastauth"),
@@ -397,21 +399,7 @@ pub fn changes(
     limit: u64,
 ) -> Result<Vec<Row>, DbError> {
     let k = db.kind();
-    let mut w = Vec::new();
-    let mut p = Vec::new();
-    if let Some(d) = domain {
-        w.push(format!("{} = ?", k.ident("pw_domain")));
-        p.push(Val::text(d));
-    }
-    if let Some(u) = user {
-        w.push(format!("{} = ?", k.ident("pw_name")));
-        p.push(Val::text(u));
-    }
-    let w = if w.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", w.join(" AND "))
-    };
+    let (w, p) = filter(k, &[("pw_domain", domain), ("pw_name", user)]);
     let sql = format!(
         "SELECT * FROM (SELECT * FROM {}{w} ORDER BY {} DESC LIMIT {limit}) {} ORDER BY {}",
         k.ident("changelog"),

@@ -715,14 +715,7 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
         }
         "lastauth" => {
             a.count(0, 1)?;
-            let (u, d) = match a.pos.first() {
-                Some(s) if s.contains('@') => {
-                    let (u, d) = parse_login(s)?;
-                    (Some(u), Some(d))
-                }
-                Some(s) => (None, Some(parse_domain(s)?)),
-                None => (None, None),
-            };
+            let (u, d) = scope(a.pos.first())?;
             let rows = db::lastauth(c.db.as_mut(), d.as_deref(), u.as_deref())?;
             let cells = rows
                 .iter()
@@ -746,14 +739,7 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
                     .ok_or_else(|| Fail::Usage(format!("bad --limit {l:?}")))?,
                 None => 100,
             };
-            let (u, d) = match a.pos.first() {
-                Some(s) if s.contains('@') => {
-                    let (u, d) = parse_login(s)?;
-                    (Some(u), Some(d))
-                }
-                Some(s) => (None, Some(parse_domain(s)?)),
-                None => (None, None),
-            };
+            let (u, d) = scope(a.pos.first())?;
             let rows = db::changes(c.db.as_mut(), d.as_deref(), u.as_deref(), limit)?;
             let cells = rows
                 .iter()
@@ -779,6 +765,18 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
         _ => return usage(USAGE),
     }
     Ok(())
+}
+
+/// An optional `DOMAIN` or `USER@DOMAIN` operand: (user, domain).
+fn scope(arg: Option<&String>) -> R<(Option<String>, Option<String>)> {
+    Ok(match arg {
+        Some(s) if s.contains('@') => {
+            let (u, d) = parse_login(s)?;
+            (Some(u), Some(d))
+        }
+        Some(s) => (None, Some(parse_domain(s)?)),
+        None => (None, None),
+    })
 }
 
 fn method(a: &Args) -> R<String> {
