@@ -573,3 +573,73 @@ fn database_down_is_temporary() {
     // A missing SQLite file is not silently created except by init.
     w.fails(&["list"], "", 111, "users.sqlite");
 }
+
+#[test]
+fn mysql_vpopmail_file_update_line() {
+    need_root();
+    let w = World::new(Kind::Mysql);
+    w.setup();
+    let sock = env_or_fail("CHECKPASSWORD_TEST_MYSQL_SOCKET_URL");
+    let sock_path = sock.split("socket=").nth(1).unwrap().to_string();
+    std::fs::create_dir_all(w.dir.join("vpopmail/etc")).unwrap();
+    // vpopmail's file: reads through a read-only account, changes through the update line.
+    std::fs::write(
+        w.dir.join("vpopmail/etc/vpopmail.mysql"),
+        format!("localhost|{sock_path}|cpread|cp-read|cptest\nlocalhost|{sock_path}|cptest|cp-pw|cptest\n"),
+    )
+    .unwrap();
+    let run = |args: &[&str], input: &str| {
+        let mut c = Command::new(ours("mailaccounts"));
+        c.args(args);
+        w.env(&mut c);
+        c.env_remove("CHECKPASSWORD_DB");
+        run_with_input(&mut c, input.as_bytes(), Duration::from_secs(60))
+    };
+    let o = run(&["add", &w.login("vf")], "vf pw\n");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(w.check(&w.login("vf"), "vf pw", "110"), 0);
+    // The read-only line alone cannot change anything: a clear temporary failure.
+    std::fs::write(
+        w.dir.join("vpopmail/etc/vpopmail.mysql"),
+        format!("localhost|{sock_path}|cpread|cp-read|cptest\n"),
+    )
+    .unwrap();
+    let o = run(&["flags", &w.login("vf"), "+NO_POP"], "");
+    assert_eq!(o.status.code(), Some(111), "{}", show(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("cp-read"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(
+        w.check(&w.login("vf"), "vf pw", "110"),
+        0,
+        "nothing changed"
+    );
+}
+
+#[test]
+fn refuses_to_run_setuid() {
+    need_root();
+    let w = World::new(Kind::Sqlite);
+    w.setup();
+    let bin = w.dir.join("mailaccounts");
+    let status = Command::new("cp")
+        .arg(ours("mailaccounts"))
+        .arg(&bin)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let mut c = Command::new(&bin);
+    c.arg("list");
+    w.env(&mut c);
+    std::os::unix::process::CommandExt::uid(&mut c, 65534);
+    let o = run_with_input(&mut c, b"", Duration::from_secs(60));
+    assert_eq!(o.status.code(), Some(100), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("setuid"),
+        "{}",
+        show(&o)
+    );
+}

@@ -477,6 +477,12 @@ fn dispatch(args: &[String], json: bool) -> R<()> {
         println!("{USAGE}");
         return Ok(());
     }
+    // SAFETY: plain id queries.
+    if unsafe { libc::getuid() != libc::geteuid() || libc::getgid() != libc::getegid() } {
+        // The environment chooses the database and QMAIL: a setuid copy would let any
+        // local user rewrite another's accounts.
+        return usage("refusing to run setuid or setgid: run it as the administrator");
+    }
     let settings = Settings::load(&|k| std::env::var(k).ok(), true)
         .map_err(|e| Fail::Temp(format!("bad configuration: {e}")))?;
     let known = [
