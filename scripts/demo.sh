@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job, end to end on loopback: tcprules compiles access rules, our tcpserver
-# serves a POP3-style front end under them, and our checkpassword logs a user in
-# against the embedded SQLite database the way qmail-popup calls it. Run as root on a
+# The main job, end to end on loopback: tcprules compiles access rules, mailaccounts
+# creates a domain and a user in the embedded SQLite database, our tcpserver serves a
+# POP3-style front end under the rules, and our checkpassword logs the user in the way
+# qmail-popup calls it. Run as root on a
 # fresh Debian machine: it installs what it needs, builds, and cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ top=$(pwd)
 . scripts/deps.sh
 ensure_rust
 ensure_debian_binaries            # djb's tcpclient plays the client
-apt_install libcrypt-dev sqlite3 whois
+apt_install libcrypt-dev
 cargo build --release -q -p tcprules -p tcpserver -p checkpassword
 bin=$top/target/release
 tcpclient=$top/.ext/ucspi-tcp/usr/bin/tcpclient
@@ -30,20 +31,15 @@ cat "$d/tcp.pop3"
 "$bin/tcprules" "$d/tcp.pop3.cdb" "$d/tcp.pop3.tmp" < "$d/tcp.pop3"
 TCPREMOTEIP=127.0.0.1 "$bin/tcprulescheck" "$d/tcp.pop3.cdb"
 
-say "user database: vpopmail's schema in the embedded SQLite back end"
+say "user database: mailaccounts init, add-domain, add (embedded SQLite)"
 uid=$(id -u nobody) gid=$(getent group nogroup | cut -d: -f3)
-mkdir -p "$d/domains/example.com/alice/Maildir"
-chown -R "$uid:$gid" "$d/domains"
-hash=$(mkpasswd -m sha-512 'correct horse')
-sqlite3 "$d/users.sqlite" <<SQL
-CREATE TABLE vpopmail (pw_name TEXT NOT NULL, pw_domain TEXT NOT NULL, pw_passwd TEXT,
-  pw_uid INTEGER, pw_gid INTEGER, pw_gecos TEXT, pw_dir TEXT, pw_shell TEXT,
-  pw_clear_passwd TEXT, PRIMARY KEY (pw_name, pw_domain));
-INSERT INTO vpopmail VALUES ('alice', 'example.com', '$hash', 0, 0, 'Alice',
-  '$d/domains/example.com/alice', 'NOQUOTA', '');
-SQL
-sqlite3 "$d/users.sqlite" 'SELECT pw_name, pw_domain, substr(pw_passwd, 1, 12) || '"'"'...'"'"' FROM vpopmail'
-export CHECKPASSWORD_DB="sqlite:$d/users.sqlite" CHECKPASSWORD_UID=$uid CHECKPASSWORD_GID=$gid
+export CHECKPASSWORD_DB="sqlite:$d/users.sqlite" QMAIL="$d/qmail"
+mkdir -p "$d/domains"
+"$bin/mailaccounts" init
+"$bin/mailaccounts" add-domain example.com --uid "$uid" --gid "$gid" --dir "$d/domains/example.com"
+echo 'correct horse' | "$bin/mailaccounts" add alice@example.com --gecos Alice
+"$bin/mailaccounts" list
+cat "$QMAIL/users/assign"
 
 say "tcpserver on 127.0.0.1, port chosen by the kernel (-1 prints it)"
 "$bin/tcpserver" -v -1 -R -H -l0 -c 10 -x "$d/tcp.pop3.cdb" 127.0.0.1 0 \
@@ -70,5 +66,5 @@ sleep 0.3
 say "tcpserver's log (-v) and checkpassword's lines"
 cat "$d/log"
 say "lastauth, written by checkpassword"
-sqlite3 "$d/users.sqlite" 'SELECT * FROM lastauth'
+"$bin/mailaccounts" lastauth
 echo; echo "demo finished: all steps behaved as expected"
