@@ -4,7 +4,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use ucspi::dns;
+use ucspi::hostport::{client_addresses, LookupError, Want};
 use ucspi::msg::{Msg, EXIT_TEMP};
 use ucspi::sock::{check, local_addr, set_int, to_sockaddr};
 
@@ -25,22 +25,15 @@ pub enum HostError {
 }
 
 /// The host argument: `0` or empty is 0.0.0.0 (as djb; `::` with `-6`), `::` or `:0` one
-/// dual-stack IPv6 socket, literal addresses as given, names from /etc/hosts, else DNS.
+/// dual-stack IPv6 socket; anything else as [`client_addresses`] finds it.
 pub fn resolve_host(host: &[u8], family: Family) -> Result<Bind, HostError> {
     let any6 = Bind {
         ip: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         v6only: family == Family::V6,
     };
+    // client_addresses keeps only the wanted family; prefer IPv4 as djb's binds an A.
     let pick = |ips: &[IpAddr]| -> Option<Bind> {
-        let ok = |ip: &&IpAddr| match family {
-            Family::V4 => ip.is_ipv4(),
-            Family::V6 => ip.is_ipv6(),
-            Family::Any => true,
-        };
-        let first = ips
-            .iter()
-            .find(|ip| ip.is_ipv4() && ok(ip))
-            .or_else(|| ips.iter().find(ok))?;
+        let first = ips.iter().find(|ip| ip.is_ipv4()).or(ips.first())?;
         Some(Bind {
             ip: *first,
             v6only: true,
@@ -61,51 +54,16 @@ pub fn resolve_host(host: &[u8], family: Family) -> Result<Bind, HostError> {
         }
         return Ok(any6);
     }
-    if let Some(v4) = dns::literal_v4(host) {
-        return pick(&[IpAddr::V4(v4)]).ok_or(HostError::NoAddress);
-    }
-    let unbracketed = host
-        .strip_prefix(b"[")
-        .and_then(|h| h.strip_suffix(b"]"))
-        .unwrap_or(host);
-    if let Some(v6) = ucspi::addr::parse_v6(unbracketed) {
-        return pick(&[IpAddr::V6(v6)]).ok_or(HostError::NoAddress);
-    }
-    if let Ok(hosts) = std::fs::read("/etc/hosts") {
-        if let Some(b) = pick(&dns::hosts_file_lookup(&hosts, host)) {
-            return Ok(b);
-        }
-    }
-    let resolver = dns::Resolver::from_env();
-    let mut names = Vec::new();
-    if !host.contains(&b'.') {
-        for d in dns::search_domains() {
-            names.push([host, b".", &d].concat());
-        }
-    }
-    names.push(host.to_vec());
-    let mut last_err = None;
-    for name in names {
-        let mut ips: Vec<IpAddr> = Vec::new();
-        if family != Family::V6 {
-            match resolver.ipv4_of(&name) {
-                Ok(v) => ips.extend(v.into_iter().map(IpAddr::V4)),
-                Err(e) => last_err = Some(e),
-            }
-        }
-        if family == Family::V6 || (family == Family::Any && ips.is_empty() && last_err.is_none()) {
-            match resolver.ipv6_of(&name) {
-                Ok(v) => ips.extend(v.into_iter().map(IpAddr::V6)),
-                Err(e) => last_err = Some(e),
-            }
-        }
-        if let Some(b) = pick(&ips) {
-            return Ok(b);
-        }
-    }
-    match last_err {
-        Some(e) => Err(HostError::Temporary(e)),
-        None => Err(HostError::NoAddress),
+    let want = match family {
+        Family::V4 => Want::V4,
+        Family::V6 => Want::V6,
+        Family::Any => Want::Any,
+    };
+    // The same literals, /etc/hosts and DNS steps as tcpclient's.
+    match client_addresses(host, want) {
+        Ok(ips) => pick(&ips).ok_or(HostError::NoAddress),
+        Err(LookupError::Temporary(e)) => Err(HostError::Temporary(e)),
+        Err(LookupError::NoAddress) => Err(HostError::NoAddress),
     }
 }
 
