@@ -326,3 +326,37 @@ pub fn tcp_service(
     });
     addr
 }
+
+/// Fails the test unless it runs as root, saying why root is needed.
+pub fn need_root(why: &str) {
+    // SAFETY: plain id query.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "these tests run as root (scripts/test.sh does): {why}"
+    );
+}
+
+/// One test per database back end for each named function `fn name(kind: Kind)`; the
+/// calling file defines `enum Kind { Sqlite, Mysql, Pg }`.
+#[macro_export]
+macro_rules! backend_matrix {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name(super::Kind::Sqlite)
+                }
+                #[test]
+                fn mysql() {
+                    super::$name(super::Kind::Mysql)
+                }
+                #[test]
+                fn postgres() {
+                    super::$name(super::Kind::Pg)
+                }
+            }
+        )*
+    };
+}

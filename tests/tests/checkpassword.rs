@@ -505,37 +505,7 @@ fn assert_code(o: &Output, want: i32, what: &str) {
     assert_eq!(code(o), Some(want), "{what}\n{}", show(o));
 }
 
-fn need_root() {
-    // SAFETY: plain id query.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "these tests run as root (scripts/test.sh does): they check the uid and gid drop"
-    );
-}
-
-macro_rules! matrix {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn sqlite() {
-                    super::$name(super::Kind::Sqlite)
-                }
-                #[test]
-                fn mysql() {
-                    super::$name(super::Kind::Mysql)
-                }
-                #[test]
-                fn postgres() {
-                    super::$name(super::Kind::Pg)
-                }
-            }
-        )*
-    };
-}
-
-matrix!(
+blackbox::backend_matrix!(
     pop_login_sets_up_process,
     failures_exit_1,
     hash_formats,
@@ -559,7 +529,7 @@ matrix!(
 // The tests
 
 fn pop_login_sets_up_process(kind: Kind) {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let w = World::new(kind);
     let u = w.add("alice", "Secret123");
     let (o, r) = w.report(&w.login("Alice"), "Secret123", &[]);
@@ -648,7 +618,7 @@ fn failures_exit_1(kind: Kind) {
 }
 
 fn hash_formats(kind: Kind) {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let w = World::new(kind);
     for (i, m) in ["des", "md5", "sha-256", "sha-512", "bcrypt", "yescrypt"]
         .iter()
@@ -721,7 +691,7 @@ fn hex_bytes(h: &str) -> Vec<u8> {
 }
 
 fn apop(kind: Kind) {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let w = World::new(kind);
     let mut u = w.user("apop", "crypted-differs");
     u.clear = "tanstaaf".into();
@@ -762,7 +732,7 @@ fn apop(kind: Kind) {
 }
 
 fn cram_md5_and_smtp_forms(kind: Kind) {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let w = World::new(kind);
     let mut u = w.user("cram", "plainpw");
     u.clear = "tanstaaftanstaaf".into();
@@ -816,7 +786,7 @@ fn cram_md5_and_smtp_forms(kind: Kind) {
 }
 
 fn service_flags(kind: Kind) {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let w = World::new(kind);
     let cases = [
         ("nopop", 0x02, "110", "pop access denied"),
@@ -884,7 +854,7 @@ fn service_flags(kind: Kind) {
 }
 
 fn relay_rows(kind: Kind) {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let w = World::new(kind);
     w.add("roam", "pw");
     let mut u = w.user("norelay", "pw");
@@ -934,7 +904,7 @@ fn relay_rows(kind: Kind) {
 }
 
 fn default_domain_and_forms(kind: Kind) {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let w = World::new(kind);
     w.add("carol", "pw");
     let d = w.domain.clone();
@@ -980,7 +950,7 @@ fn default_domain_and_forms(kind: Kind) {
 }
 
 fn sql_metacharacters(kind: Kind) {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let w = World::new(kind);
     // Quotes and backquotes are legal in vpopmail local parts: they must reach the
     // database as data.
@@ -1097,7 +1067,7 @@ fn address_lockout(kind: Kind) {
 }
 
 fn per_domain_tables(kind: Kind) {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let w = World::new(kind);
     let table = w.domain.replace(['.', '-'], "_");
     w.db.sql(&format!(
@@ -1138,7 +1108,7 @@ fn per_domain_tables(kind: Kind) {
 }
 
 fn alias_domain(kind: Kind) {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let w = World::new(kind);
     w.add("gina", "pw");
     let alias = format!("alias-{}", w.domain);
@@ -1188,7 +1158,7 @@ fn alias_domain(kind: Kind) {
 }
 
 fn dovecot_mode(kind: Kind) {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let w = World::new(kind);
     let mut u = w.user("henry", "pw");
     u.quota = "1000000S,500C".into();
@@ -1266,7 +1236,7 @@ fn dovecot_mode(kind: Kind) {
 
 /// Dovecot's own checkpassword-reply, with fd 4 as its reply pipe.
 fn dovecot_reply_program(kind: Kind) {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let reply = Path::new("/usr/lib/dovecot/checkpassword-reply");
     assert!(
         reply.exists(),
@@ -1303,7 +1273,7 @@ fn dovecot_reply_program(kind: Kind) {
 }
 
 fn logs_hold_no_secrets(kind: Kind) {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let w = World::new(kind);
     let mut u = w.user("jack", "Hunter2secret");
     u.clear = "ClearSecret9".into();
@@ -1594,7 +1564,7 @@ fn interface_misuse() {
 /// /bin/true is fine.
 #[test]
 fn unprivileged_caller() {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let w = World::new(Kind::Sqlite);
     w.add("olga", "pw");
     // nobody must be able to read the database.
@@ -1645,7 +1615,7 @@ static ETC_CONF: Mutex<()> = Mutex::new(());
 /// runs as the caller, never as root or the domain.
 #[test]
 fn setuid_caller() {
-    need_root();
+    blackbox::need_root("they check the uid and gid drop");
     let _g = ETC_CONF.lock().unwrap_or_else(|e| e.into_inner());
     let w = World::new(Kind::Sqlite);
     w.add("pat", "pw");

@@ -157,37 +157,7 @@ impl World {
     }
 }
 
-fn need_root() {
-    // SAFETY: plain id query.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "these tests run as root (scripts/test.sh does)"
-    );
-}
-
-macro_rules! matrix {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn sqlite() {
-                    super::$name(super::Kind::Sqlite)
-                }
-                #[test]
-                fn mysql() {
-                    super::$name(super::Kind::Mysql)
-                }
-                #[test]
-                fn postgres() {
-                    super::$name(super::Kind::Pg)
-                }
-            }
-        )*
-    };
-}
-
-matrix!(
+blackbox::backend_matrix!(
     account_lifecycle,
     every_hash_method,
     lockout_and_lastauth,
@@ -195,7 +165,7 @@ matrix!(
 );
 
 fn account_lifecycle(kind: Kind) {
-    need_root();
+    blackbox::need_root("they create maildirs owned by other users");
     let w = World::new(kind);
     w.setup();
     // init again changes nothing.
@@ -300,7 +270,7 @@ fn account_lifecycle(kind: Kind) {
 }
 
 fn every_hash_method(kind: Kind) {
-    need_root();
+    blackbox::need_root("they create maildirs owned by other users");
     let w = World::new(kind);
     w.setup();
     for m in ["yescrypt", "sha512", "sha256", "bcrypt", "md5"] {
@@ -324,7 +294,7 @@ fn every_hash_method(kind: Kind) {
 }
 
 fn lockout_and_lastauth(kind: Kind) {
-    need_root();
+    blackbox::need_root("they create maildirs owned by other users");
     let w = World::new(kind);
     w.setup();
     let bob = w.login("bob");
@@ -354,7 +324,7 @@ fn lockout_and_lastauth(kind: Kind) {
 }
 
 fn domains_and_errors(kind: Kind) {
-    need_root();
+    blackbox::need_root("they create maildirs owned by other users");
     let w = World::new(kind);
     w.setup();
     // users/assign as vadddomain writes it, and a users/cdb checkpassword reads.
@@ -500,7 +470,7 @@ fn domains_and_errors(kind: Kind) {
 
 #[test]
 fn sqlite_clear_passwords_and_per_domain_tables() {
-    need_root();
+    blackbox::need_root("they create maildirs owned by other users");
     let w = World::new(Kind::Sqlite);
     w.setup();
     let db = w.url.strip_prefix("sqlite:").unwrap().to_string();
@@ -576,7 +546,7 @@ fn database_down_is_temporary() {
 
 #[test]
 fn mysql_vpopmail_file_update_line() {
-    need_root();
+    blackbox::need_root("they create maildirs owned by other users");
     let w = World::new(Kind::Mysql);
     w.setup();
     let sock = env_or_fail("CHECKPASSWORD_TEST_MYSQL_SOCKET_URL");
@@ -620,7 +590,7 @@ fn mysql_vpopmail_file_update_line() {
 
 #[test]
 fn refuses_to_run_setuid() {
-    need_root();
+    blackbox::need_root("they create maildirs owned by other users");
     let w = World::new(Kind::Sqlite);
     w.setup();
     let bin = w.dir.join("mailaccounts");
