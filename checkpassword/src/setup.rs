@@ -10,6 +10,47 @@ fn errno() -> std::io::Error {
     std::io::Error::last_os_error()
 }
 
+/// What of std's start-up `main` (without it) still needs, as std does it: fds 0, 1
+/// and 2 open (on /dev/null if closed, so that no file we open takes their place and
+/// gets a log line or a child's output), and SIGPIPE ignored (a closed stderr is an
+/// error, not a kill; the exec restores the default).
+pub fn process_start() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    loop {
+        // SAFETY: three pollfd structs owned here, no timeout.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } != -1 {
+            break;
+        }
+        match errno().raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // No poll: ask each fd instead.
+            _ => {
+                for p in &mut fds {
+                    // SAFETY: a flag query on an integer fd.
+                    if unsafe { libc::fcntl(p.fd, libc::F_GETFD) } == -1 {
+                        p.revents = libc::POLLNVAL;
+                    }
+                }
+                break;
+            }
+        }
+    }
+    for p in fds {
+        if p.revents & libc::POLLNVAL != 0 {
+            // SAFETY: a constant NUL-terminated path; the lowest free fd is the closed one.
+            if unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR, 0) } == -1 {
+                std::process::abort();
+            }
+        }
+    }
+    // SAFETY: setting a signal's disposition to ignore.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// Becomes `uid`:`gid` with `gid` as the only group, for good (real, effective and saved).
 pub fn drop_to(uid: u32, gid: u32) -> Result<(), String> {
     if uid == 0 || gid == 0 {
