@@ -3,6 +3,7 @@
 //! the domain belongs to.
 
 use std::path::Path;
+use ucspi::errstr::io_str;
 
 use ucspi::cdb::CdbFile;
 
@@ -20,14 +21,14 @@ pub fn lookup(qmail: &Path, domain: &str) -> Result<Option<Assign>, String> {
     let f = match CdbFile::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("unable to read {}: {e}", path.display())),
+        Err(e) => return Err(format!("unable to read {}: {}", path.display(), io_str(&e))),
     };
     let key = format!("!{domain}-");
     let bad = || format!("{}: bad entry for {domain}", path.display());
     let data = match f.cdb().find(key.as_bytes()) {
         Ok(Some(d)) => d,
         Ok(None) => return Ok(None),
-        Err(e) => return Err(format!("unable to read {}: {e}", path.display())),
+        Err(e) => return Err(format!("unable to read {}: {}", path.display(), io_str(&e))),
     };
     let mut it = data.split(|&b| b == 0);
     let mut field = || -> Result<String, String> {

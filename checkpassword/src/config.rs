@@ -5,6 +5,7 @@
 
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
+use ucspi::errstr::io_str;
 
 use zeroize::Zeroizing;
 
@@ -184,7 +185,7 @@ impl Settings {
                 s.apply_file(&path, text)?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => {}
-            Err(e) => return Err(format!("unable to read {path}: {e}")),
+            Err(e) => return Err(format!("unable to read {path}: {}", io_str(&e))),
         }
         if env_trusted {
             s.apply_env(env)?;
@@ -219,7 +220,7 @@ impl Settings {
                     .map_err(|e| format!("{}: {e}", vm.display()));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("unable to read {}: {e}", vm.display())),
+            Err(e) => return Err(format!("unable to read {}: {}", vm.display(), io_str(&e))),
         }
         Ok(Targets {
             read: Target::Sqlite(PathBuf::from(DEFAULT_SQLITE)),

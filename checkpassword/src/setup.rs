@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
+use ucspi::errstr::io_str;
 
 fn errno() -> std::io::Error {
     std::io::Error::last_os_error()
@@ -98,7 +99,8 @@ fn verify(uid: u32, gid: u32) -> Result<(), String> {
 }
 
 pub fn chdir(dir: &Path) -> Result<(), String> {
-    std::env::set_current_dir(dir).map_err(|e| format!("chdir {} failed: {e}", dir.display()))
+    std::env::set_current_dir(dir)
+        .map_err(|e| format!("unable to chdir to {}: {}", dir.display(), io_str(&e)))
 }
 
 /// Runs `prog` in this process with `env` added to the inherited environment. Returns
@@ -110,5 +112,9 @@ pub fn exec(prog: &[OsString], env: &[(String, OsString)]) -> String {
         c.env(k, v);
     }
     let e = c.exec();
-    format!("unable to run {}: {e}", prog[0].to_string_lossy())
+    format!(
+        "unable to run {}: {}",
+        prog[0].to_string_lossy(),
+        io_str(&e)
+    )
 }
