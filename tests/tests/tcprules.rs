@@ -715,3 +715,67 @@ fn corrupt_cdbs_are_errors_never_crashes() {
         );
     }
 }
+
+#[test]
+fn cidr_lines_differ_from_djb_on_purpose() {
+    // djb stores `10.0.0.0/8` as a literal key no client address can equal; ours encodes
+    // the prefix (ucspi-tcp6's `_` bit string), so it matches the network.
+    let dir = TempDir::new("cidr-diff");
+    let rules = b"10.0.0.0/8:allow,NET=\"ten\"\n:allow,DEFAULT=\"1\"\n";
+    assert!(tcprules(&djb("tcprules"), &dir, "d", rules)
+        .status
+        .success());
+    assert!(tcprules(&ours("tcprules"), &dir, "o", rules)
+        .status
+        .success());
+    let d = check(
+        &djb("tcprulescheck"),
+        &dir.join("d.cdb"),
+        Some("10.1.2.3"),
+        None,
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&d.stdout),
+        "rule :\nset environment variable DEFAULT=1\nallow connection\n"
+    );
+    let d = check(
+        &djb("tcprulescheck"),
+        &dir.join("d.cdb"),
+        Some("10.0.0.0/8"),
+        None,
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&d.stdout),
+        "rule 10.0.0.0/8:\nset environment variable NET=ten\nallow connection\n"
+    );
+    let o = check(
+        &ours("tcprulescheck"),
+        &dir.join("o.cdb"),
+        Some("10.1.2.3"),
+        None,
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "rule _0000e0g0:\nset environment variable NET=ten\nallow connection\n"
+    );
+    // An address with `/` that is not a valid CIDR: djb keeps the literal, ours refuses
+    // the line with djb's own message rather than store a key that never matches.
+    for bad in ["10.0.0.0/33", "10.0.0/8", "10.0.0.0/", "a/8"] {
+        let line = format!("{bad}:deny\n");
+        assert!(
+            tcprules(&djb("tcprules"), &dir, "d", line.as_bytes())
+                .status
+                .success(),
+            "{bad}"
+        );
+        let o = tcprules(&ours("tcprules"), &dir, "o", line.as_bytes());
+        assert_eq!(o.status.code(), Some(100), "{bad}: {}", show(&o));
+        assert_eq!(
+            first_line(&o.stderr),
+            format!("tcprules: fatal: unable to parse this line: {bad}:deny").as_bytes()
+        );
+    }
+}
