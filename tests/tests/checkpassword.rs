@@ -1508,6 +1508,58 @@ fn mysql_vpopmail_file_and_socket() {
     assert!(stderr(&o).contains("unknown setting bogus"), "{}", show(&o));
 }
 
+/// Our MariaDB client's authentication paths against the real server: the server's
+/// switch to `unix_socket` (root over the socket, no password), an account without a
+/// password, and a wrong password (a temporary failure, never a failed login).
+#[test]
+fn mysql_authentication_forms() {
+    blackbox::need_root("MariaDB's root account authenticates by the unix socket's peer uid");
+    let w = World::new(Kind::Mysql);
+    w.add("ola", "pw");
+    let sock = env_or_fail("CHECKPASSWORD_TEST_MYSQL_SOCKET_URL");
+    let path = sock.split("socket=").nth(1).unwrap().to_string();
+    run_sql(
+        Kind::Mysql,
+        None,
+        "CREATE USER IF NOT EXISTS 'cpnopw'@'localhost' IDENTIFIED BY ''; \
+         GRANT ALL ON cptest.* TO 'cpnopw'@'localhost';",
+    )
+    .unwrap();
+    let input = format!("{}\0pw\0\0", w.login("ola"));
+    for (url, want, what) in [
+        (
+            format!("mysql://root@localhost/cptest?socket={path}"),
+            0,
+            "root by unix_socket",
+        ),
+        (
+            format!("mysql://cpnopw@localhost/cptest?socket={path}"),
+            0,
+            "empty password",
+        ),
+        (
+            format!("mysql://cpnopw:x@localhost/cptest?socket={path}"),
+            111,
+            "password where none is set",
+        ),
+        (
+            format!("mysql://cptest:nope@localhost/cptest?socket={path}"),
+            111,
+            "wrong password",
+        ),
+    ] {
+        let o = w.call(
+            Some(input.as_bytes()),
+            &[("CHECKPASSWORD_DB", &url)],
+            &["/bin/true"],
+        );
+        assert_code(&o, want, what);
+        if want == 111 {
+            assert!(stderr(&o).contains("Access denied"), "{what}: {}", show(&o));
+        }
+    }
+}
+
 #[test]
 fn postgres_unix_socket() {
     let w = World::new(Kind::Pg);
