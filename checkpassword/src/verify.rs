@@ -8,7 +8,6 @@ use md5::{Digest, Md5};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-#[link(name = "crypt")]
 extern "C" {
     fn crypt_rn(
         phrase: *const c_char,

@@ -5,7 +5,6 @@ use std::ffi::{c_char, c_int, c_ulong, CStr, CString};
 
 use zeroize::Zeroizing;
 
-#[link(name = "crypt")]
 extern "C" {
     fn crypt_gensalt_rn(
         prefix: *const c_char,
