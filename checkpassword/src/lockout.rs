@@ -4,7 +4,7 @@
 use std::net::Ipv6Addr;
 
 use crate::config::Settings;
-use crate::store::{Conn, DbError, Val};
+use crate::store::{Conn, DbError, Kind, Row, Val};
 use crate::users::write_own;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,18 +47,18 @@ fn enabled(s: &Settings) -> bool {
     s.lockout_failures > 0 || s.lockout_ip_failures > 0
 }
 
-/// Reads the counters for `login` from `ip` (before any hashing, so a locked login costs
-/// the database no more than a lookup).
-pub fn check(db: &mut dyn Conn, s: &Settings, login: &str, ip: &str) -> Result<State, DbError> {
-    let mut st = State {
+/// The counters' keys for `login` from `ip`, and the query that reads them (none when
+/// lockout is off). Run before any hashing, so a locked login costs the database no more
+/// than a lookup.
+pub fn query(k: Kind, s: &Settings, login: &str, ip: &str) -> (State, Option<(String, Vec<Val>)>) {
+    let st = State {
         acct_key: format!("acct:{login}:{}", address_key(ip)),
         ip_key: (!ip.is_empty()).then(|| format!("ip:{}", address_key(ip))),
         ..State::default()
     };
     if !enabled(s) {
-        return Ok(st);
+        return (st, None);
     }
-    let k = db.kind();
     let sql = format!(
         "SELECT {}, {}, {}, {} FROM {} WHERE {} IN (?, ?)",
         k.ident("lockkey"),
@@ -68,11 +68,20 @@ pub fn check(db: &mut dyn Conn, s: &Settings, login: &str, ip: &str) -> Result<S
         k.ident("lockout"),
         k.ident("lockkey")
     );
-    let ip_key = st.ip_key.clone().unwrap_or_default();
-    let rows = match db.query(&sql, &[Val::text(&st.acct_key), Val::text(&ip_key)]) {
+    let params = vec![
+        Val::text(&st.acct_key),
+        Val::text(st.ip_key.as_deref().unwrap_or_default()),
+    ];
+    (st, Some((sql, params)))
+}
+
+/// Fills in the counters from the answer to [`query`]; no table yet means no counters.
+pub fn read(mut st: State, rows: Result<Vec<Row>, DbError>) -> Result<State, DbError> {
+    let rows = match rows {
         Err(DbError::NoTable) => return Ok(st),
         r => r?,
     };
+    let ip_key = st.ip_key.clone().unwrap_or_default();
     for r in rows {
         let key = r
             .get("lockkey")

@@ -249,15 +249,22 @@ impl Login {
             EXIT_TEMP
         };
 
-        let lock = if lookup_only {
-            lockout::State::default()
-        } else {
-            match lockout::check(db.read.as_mut(), &settings, &who, &ip) {
-                Ok(s) => s,
-                Err(e) => return temp(db, e),
+        // The lockout counters and the user's row in one go (one round trip to MariaDB).
+        let kind = db.read.kind();
+        let (find_sql, find_params) = users::query(kind, settings.tables, user, domain);
+        let find = (find_sql.as_str(), find_params.as_slice());
+        let (lock, row) = match lockout::query(kind, &settings, &who, &ip) {
+            (st, Some((sql, params))) if !lookup_only => {
+                let [a, b] = db.read.query_pair((&sql, &params), find);
+                (lockout::read(st, a), b)
             }
+            _ => (Ok(lockout::State::default()), db.read.query(find.0, find.1)),
         };
-        let row = match users::find(db.read.as_mut(), settings.tables, user, domain) {
+        let lock = match lock {
+            Ok(s) => s,
+            Err(e) => return temp(db, e),
+        };
+        let row = match users::read(settings.tables, row) {
             Ok(r) => r,
             Err(DbError::NoTable) => {
                 return temp(

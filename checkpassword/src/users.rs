@@ -4,7 +4,7 @@
 use zeroize::Zeroizing;
 
 use crate::config::Tables;
-use crate::store::{Conn, DbError, Kind, Val};
+use crate::store::{Conn, DbError, Kind, Row, Val};
 
 /// The columns of a vpopmail row that a login needs.
 pub struct User {
@@ -30,35 +30,35 @@ pub fn domain_table(domain: &str) -> String {
         .collect()
 }
 
-/// The user's row, or `None` when there is no such user (or, per-domain, no such domain).
-pub fn find(
-    db: &mut dyn Conn,
-    tables: Tables,
-    user: &str,
-    domain: &str,
-) -> Result<Option<User>, DbError> {
-    let k = db.kind();
-    let rows = match tables {
-        Tables::Single => db.query(
-            &format!(
+/// The query for a user's row, in either layout.
+pub fn query(k: Kind, tables: Tables, user: &str, domain: &str) -> (String, Vec<Val>) {
+    match tables {
+        Tables::Single => (
+            format!(
                 "SELECT * FROM {} WHERE {} = ? AND {} = ?",
                 k.ident("vpopmail"),
                 k.ident("pw_name"),
                 k.ident("pw_domain")
             ),
-            &[Val::text(user), Val::text(domain)],
-        )?,
-        Tables::PerDomain => match db.query(
-            &format!(
+            vec![Val::text(user), Val::text(domain)],
+        ),
+        Tables::PerDomain => (
+            format!(
                 "SELECT * FROM {} WHERE {} = ?",
                 k.ident(&domain_table(domain)),
                 k.ident("pw_name")
             ),
-            &[Val::text(user)],
-        ) {
-            Err(DbError::NoTable) => return Ok(None),
-            r => r?,
-        },
+            vec![Val::text(user)],
+        ),
+    }
+}
+
+/// The user from the answer to [`query`], or `None` when there is no such user (or,
+/// per-domain, no such domain).
+pub fn read(tables: Tables, rows: Result<Vec<Row>, DbError>) -> Result<Option<User>, DbError> {
+    let rows = match (tables, rows) {
+        (Tables::PerDomain, Err(DbError::NoTable)) => return Ok(None),
+        (_, r) => r?,
     };
     let Some(r) = rows.into_iter().next() else {
         return Ok(None);

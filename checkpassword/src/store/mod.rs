@@ -128,6 +128,15 @@ pub trait Conn {
     fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError>;
     /// Runs a statement; returns the number of rows changed.
     fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, DbError>;
+    /// Runs two queries; a back end that can sends both before it reads either answer.
+    fn query_pair(
+        &mut self,
+        a: (&str, &[Val]),
+        b: (&str, &[Val]),
+    ) -> [Result<Vec<Row>, DbError>; 2] {
+        let ra = self.query(a.0, a.1);
+        [ra, self.query(b.0, b.1)]
+    }
     /// Closes the connection politely (a MySQL COM_QUIT) before we exec.
     fn close(self: Box<Self>);
 }

@@ -480,42 +480,42 @@ impl Mysql {
         Err(proto("authentication did not finish"))
     }
 
-    /// Sends a prepare (and, pipelined, the execute right behind it); returns the id.
-    fn prepare_execute(&mut self, sql: &str, params: &[Val]) -> Result<(), DbError> {
+    /// Appends a statement's packets to `out`: its execute, behind its prepare when it is
+    /// new on this connection (then the execute names "the last prepared statement", which
+    /// only MariaDB understands). Returns whether a prepare was sent.
+    fn push_statement(&mut self, out: &mut Vec<u8>, sql: &str, params: &[Val]) -> bool {
         if let Some(&(_, id)) = self.stmts.iter().find(|(s, _)| s == sql) {
-            let mut out = Vec::new();
             self.seq = 0;
-            let ex = execute_payload(id, params);
-            self.frame(&mut out, &ex);
-            return self.s.write_all(&out).map_err(io);
+            self.frame(out, &execute_payload(id, params));
+            return false;
         }
         let mut prep = Vec::with_capacity(sql.len() + 1);
         prep.push(COM_STMT_PREPARE);
         prep.extend_from_slice(sql.as_bytes());
-        let mut out = Vec::new();
         self.seq = 0;
-        self.frame(&mut out, &prep);
-        if self.pipelined {
-            self.seq = 0;
-            self.frame(&mut out, &execute_payload(u32::MAX, params));
-            self.s.write_all(&out).map_err(io)?;
-            let id = self.prepare_result();
-            // The execute's answer comes whatever became of the prepare.
-            if let Err(e) = id {
-                let _ = self.read_packet();
-                return Err(e);
+        self.frame(out, &prep);
+        self.seq = 0;
+        self.frame(out, &execute_payload(u32::MAX, params));
+        true
+    }
+
+    /// Reads the answers to what [`Self::push_statement`] sent.
+    fn answer(&mut self, sql: &str, prepared: bool) -> Result<(Vec<Row>, u64), DbError> {
+        if prepared {
+            match self.prepare_result() {
+                Ok(id) => self.stmts.push((sql.to_string(), id)),
+                Err(e) => {
+                    // The execute is answered whatever became of its prepare.
+                    let _ = self.read_packet();
+                    return Err(e);
+                }
             }
-            let id = id?;
-            self.stmts.push((sql.to_string(), id));
-            return Ok(());
         }
-        self.s.write_all(&out).map_err(io)?;
-        let id = self.prepare_result()?;
-        self.stmts.push((sql.to_string(), id));
-        out.clear();
-        self.seq = 0;
-        self.frame(&mut out, &execute_payload(id, params));
-        self.s.write_all(&out).map_err(io)
+        self.result()
+    }
+
+    fn cached(&self, sql: &str) -> bool {
+        self.stmts.iter().any(|(s, _)| s == sql)
     }
 
     /// Reads COM_STMT_PREPARE's answer: the id, after skipping the parameter and column
@@ -603,7 +603,25 @@ impl Mysql {
     }
 
     fn run(&mut self, sql: &str, params: &[Val]) -> Result<(Vec<Row>, u64), DbError> {
-        self.prepare_execute(sql, params)?;
+        let mut out = Vec::new();
+        if self.pipelined || self.cached(sql) {
+            let prepared = self.push_statement(&mut out, sql, params);
+            self.s.write_all(&out).map_err(io)?;
+            return self.answer(sql, prepared);
+        }
+        // MySQL: the prepare's answer carries the id the execute needs.
+        let mut prep = Vec::with_capacity(sql.len() + 1);
+        prep.push(COM_STMT_PREPARE);
+        prep.extend_from_slice(sql.as_bytes());
+        self.seq = 0;
+        self.frame(&mut out, &prep);
+        self.s.write_all(&out).map_err(io)?;
+        let id = self.prepare_result()?;
+        self.stmts.push((sql.to_string(), id));
+        out.clear();
+        self.seq = 0;
+        self.frame(&mut out, &execute_payload(id, params));
+        self.s.write_all(&out).map_err(io)?;
         self.result()
     }
 }
@@ -764,6 +782,26 @@ impl Conn for Mysql {
 
     fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
         self.run(sql, params).map(|(_, n)| n)
+    }
+
+    fn query_pair(
+        &mut self,
+        a: (&str, &[Val]),
+        b: (&str, &[Val]),
+    ) -> [Result<Vec<Row>, DbError>; 2] {
+        if !(self.pipelined || self.cached(a.0) && self.cached(b.0)) {
+            return [self.query(a.0, a.1), self.query(b.0, b.1)];
+        }
+        // Both statements in one write, one round trip for the two.
+        let mut out = Vec::new();
+        let pa = self.push_statement(&mut out, a.0, a.1);
+        let pb = self.push_statement(&mut out, b.0, b.1);
+        if let Err(e) = self.s.write_all(&out) {
+            let e = ucspi::errstr::io_str(&e).to_string();
+            return [Err(DbError::Other(e.clone())), Err(DbError::Other(e))];
+        }
+        let ra = self.answer(a.0, pa).map(|(rows, _)| rows);
+        [ra, self.answer(b.0, pb).map(|(rows, _)| rows)]
     }
 
     fn close(mut self: Box<Self>) {
