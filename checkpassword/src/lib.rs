@@ -26,11 +26,9 @@ pub const EXIT_NOUSER: i32 = 3;
 /// Temporary trouble: database, configuration, I/O.
 pub const EXIT_TEMP: i32 = ucspi::msg::EXIT_TEMP;
 
-// libxcrypt (crypt_rn, crypt_gensalt_rn) and gcc's unwinder are linked in, not loaded
-// from shared libraries at every start: each shared library costs every login its
-// mapping and symbol binding, together ~0.12 ms of a ~1 ms start (bench/checkpassword).
-// The binary stays position-independent; libm and libc stay shared.
+// libxcrypt (crypt_rn, crypt_gensalt_rn) is linked in, not loaded from a shared library
+// at every start: each shared library costs every login its mapping and symbol binding;
+// with gcc's unwinder (linked in by ucspi) together ~0.12 ms of a ~1 ms start
+// (bench/checkpassword). The binary stays position-independent; libm and libc stay shared.
 #[link(name = "crypt", kind = "static", modifiers = "-bundle")]
-extern "C" {}
-#[link(name = "gcc_eh", kind = "static", modifiers = "-bundle")]
 extern "C" {}
