@@ -38,6 +38,13 @@ impl Sqlite {
     /// Opens an existing database; a missing file is a configuration error, not a new
     /// empty user table.
     pub fn open(path: &Path) -> Result<Self, DbError> {
+        // No lookaside allocator: SQLite builds its free list across the whole buffer at
+        // every open, a dozen page faults for a process that runs a few statements.
+        // SAFETY: a configuration call with its two integer arguments; made before the
+        // library's first use in this process, or else refused (SQLITE_MISUSE) harmlessly.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_LOOKASIDE, 0i32, 0i32)
+        };
         let c = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
