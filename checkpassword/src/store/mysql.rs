@@ -322,30 +322,9 @@ impl Mysql {
         }
     }
 
-    /// Frames `payload` as packets into `out`, numbering them from `self.seq`.
-    fn frame(&mut self, out: &mut Vec<u8>, payload: &[u8]) {
-        let mut chunks = payload.chunks(0xff_ffff).peekable();
-        if payload.is_empty() {
-            out.extend_from_slice(&[0, 0, 0, self.seq]);
-            self.seq = self.seq.wrapping_add(1);
-            return;
-        }
-        while let Some(c) = chunks.next() {
-            let n = c.len() as u32;
-            out.extend_from_slice(&n.to_le_bytes()[..3]);
-            out.push(self.seq);
-            self.seq = self.seq.wrapping_add(1);
-            out.extend_from_slice(c);
-            if chunks.peek().is_none() && c.len() == 0xff_ffff {
-                out.extend_from_slice(&[0, 0, 0, self.seq]);
-                self.seq = self.seq.wrapping_add(1);
-            }
-        }
-    }
-
     fn send(&mut self, payload: &[u8]) -> Result<(), DbError> {
         let mut out = Vec::with_capacity(payload.len() + 4);
-        self.frame(&mut out, payload);
+        frame(&mut self.seq, &mut out, payload);
         self.s.write_all(&out).map_err(io)
     }
 
@@ -486,16 +465,16 @@ impl Mysql {
     fn push_statement(&mut self, out: &mut Vec<u8>, sql: &str, params: &[Val]) -> bool {
         if let Some(&(_, id)) = self.stmts.iter().find(|(s, _)| s == sql) {
             self.seq = 0;
-            self.frame(out, &execute_payload(id, params));
+            frame(&mut self.seq, out, &execute_payload(id, params));
             return false;
         }
         let mut prep = Vec::with_capacity(sql.len() + 1);
         prep.push(COM_STMT_PREPARE);
         prep.extend_from_slice(sql.as_bytes());
         self.seq = 0;
-        self.frame(out, &prep);
+        frame(&mut self.seq, out, &prep);
         self.seq = 0;
-        self.frame(out, &execute_payload(u32::MAX, params));
+        frame(&mut self.seq, out, &execute_payload(u32::MAX, params));
         true
     }
 
@@ -614,15 +593,32 @@ impl Mysql {
         prep.push(COM_STMT_PREPARE);
         prep.extend_from_slice(sql.as_bytes());
         self.seq = 0;
-        self.frame(&mut out, &prep);
+        frame(&mut self.seq, &mut out, &prep);
         self.s.write_all(&out).map_err(io)?;
         let id = self.prepare_result()?;
         self.stmts.push((sql.to_string(), id));
         out.clear();
         self.seq = 0;
-        self.frame(&mut out, &execute_payload(id, params));
+        frame(&mut self.seq, &mut out, &execute_payload(id, params));
         self.s.write_all(&out).map_err(io)?;
         self.result()
+    }
+}
+
+/// Frames `payload` as packets into `out`, numbering them from `seq`: pieces of
+/// 0xffffff bytes, then a shorter (possibly empty) last one.
+fn frame(seq: &mut u8, out: &mut Vec<u8>, payload: &[u8]) {
+    let mut rest = payload;
+    loop {
+        let n = rest.len().min(0xff_ffff);
+        out.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
+        out.push(*seq);
+        *seq = seq.wrapping_add(1);
+        out.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        if n < 0xff_ffff {
+            return;
+        }
     }
 }
 
@@ -874,6 +870,22 @@ mod tests {
         assert_eq!(r.get("b"), Some(&Val::text("xyz")));
         assert_eq!(r.get("c"), Some(&Val::Null));
         assert!(binary_row(&[0], &cols).is_err());
+    }
+
+    #[test]
+    fn framing() {
+        let mut seq = 0;
+        let mut out = Vec::new();
+        frame(&mut seq, &mut out, b"");
+        assert_eq!((out.as_slice(), seq), (&[0u8, 0, 0, 0][..], 1));
+        // A payload of exactly one full packet needs an empty one after it.
+        let big = vec![7u8; 0xff_ffff];
+        out.clear();
+        frame(&mut seq, &mut out, &big);
+        assert_eq!(out.len(), 4 + 0xff_ffff + 4);
+        assert_eq!(&out[..4], &[0xff, 0xff, 0xff, 1]);
+        assert_eq!(&out[4 + 0xff_ffff..], &[0, 0, 0, 2]);
+        assert_eq!(seq, 3);
     }
 
     #[test]
