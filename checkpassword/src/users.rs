@@ -127,7 +127,8 @@ pub fn write_own(
     }
 }
 
-/// `REPLACE INTO lastauth` as vpopmail does on every successful login.
+/// The row vpopmail replaces in `lastauth` on every successful login (its REPLACE INTO;
+/// ours updates the row in place, see [`Kind::upsert`]).
 pub fn lastauth(
     db: &mut dyn Conn,
     user: &str,

@@ -88,17 +88,26 @@ impl Kind {
         }
     }
 
-    /// `INSERT` that replaces the row with the same primary key.
+    /// `INSERT` that updates the row with the same primary key in place, if there is one.
     pub fn upsert(self, table: &str, cols: &[&str], key: &[&str]) -> String {
         let q = |c: &str| self.ident(c);
         let names: Vec<String> = cols.iter().map(|c| q(c)).collect();
         let marks = vec!["?"; cols.len()].join(", ");
         match self {
-            Kind::Mysql => format!(
-                "REPLACE INTO {} ({}) VALUES ({marks})",
-                q(table),
-                names.join(", ")
-            ),
+            // Not REPLACE (vpopmail's): InnoDB carries that out as a delete and an insert.
+            Kind::Mysql => {
+                let sets: Vec<String> = cols
+                    .iter()
+                    .filter(|c| !key.contains(c))
+                    .map(|c| format!("{0} = VALUES({0})", q(c)))
+                    .collect();
+                format!(
+                    "INSERT INTO {} ({}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {}",
+                    q(table),
+                    names.join(", "),
+                    sets.join(", ")
+                )
+            }
             // An update in place: SQLite's REPLACE deletes the row and inserts a new one,
             // which rewrites the primary key's index page too (two pages of log per login
             // instead of one).
@@ -157,7 +166,7 @@ mod tests {
     fn upserts() {
         assert_eq!(
             Kind::Mysql.upsert("relay", &["ip_addr", "timestamp"], &["ip_addr"]),
-            "REPLACE INTO `relay` (`ip_addr`, `timestamp`) VALUES (?, ?)"
+            "INSERT INTO `relay` (`ip_addr`, `timestamp`) VALUES (?, ?) ON DUPLICATE KEY UPDATE `timestamp` = VALUES(`timestamp`)"
         );
         assert_eq!(
             Kind::Postgres.upsert("relay", &["ip_addr", "timestamp"], &["ip_addr"]),
