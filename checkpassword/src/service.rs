@@ -22,7 +22,7 @@ pub struct Detected {
 }
 
 /// vchkpw's detection: Dovecot's `SERVICE` when present, else `TCPLOCALPORT`, else
-/// argv[1] (`true` means SMTP, `imap` IMAP, anything else POP); a POP or IMAP login from
+/// `argv[1]` (`true` means SMTP, `imap` IMAP, anything else POP); a POP or IMAP login from
 /// 127.0.0.1 counts as webmail.
 pub fn detect(
     dovecot_service: Option<&str>,
