@@ -38,13 +38,22 @@ impl Sqlite {
     /// Opens an existing database; a missing file is a configuration error, not a new
     /// empty user table.
     pub fn open(path: &Path) -> Result<Self, DbError> {
-        // No lookaside allocator: SQLite builds its free list across the whole buffer at
-        // every open, a dozen page faults for a process that runs a few statements.
-        // SAFETY: a configuration call with its two integer arguments; made before the
-        // library's first use in this process, or else refused (SQLITE_MISUSE) harmlessly.
+        // No lookaside allocator and no bulk page-cache allocation: SQLite threads a free
+        // list through each whole buffer when a connection opens, two dozen page faults for
+        // a process that reads a handful of pages and runs four statements.
+        // SAFETY: configuration calls with their integer and null-pointer arguments, made
+        // before the library's first use in this process (or else refused harmlessly with
+        // SQLITE_MISUSE).
         unsafe {
-            rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_LOOKASIDE, 0i32, 0i32)
-        };
+            use rusqlite::ffi;
+            ffi::sqlite3_config(ffi::SQLITE_CONFIG_LOOKASIDE, 0i32, 0i32);
+            ffi::sqlite3_config(
+                ffi::SQLITE_CONFIG_PAGECACHE,
+                std::ptr::null_mut::<std::ffi::c_void>(),
+                0i32,
+                0i32,
+            );
+        }
         let c = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
