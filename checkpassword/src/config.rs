@@ -266,7 +266,8 @@ pub struct Targets {
     pub write: Option<Target>,
 }
 
-fn pct_decode(s: &str) -> Result<String, String> {
+/// %-escapes of a URL's parts decoded.
+pub(crate) fn pct_decode(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

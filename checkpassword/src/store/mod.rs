@@ -5,6 +5,7 @@
 mod mysql;
 mod postgres;
 mod sqlite;
+mod wire;
 
 use std::time::Duration;
 
@@ -133,10 +134,17 @@ impl Kind {
 /// A connection to one of the back ends.
 pub trait Conn {
     fn kind(&self) -> Kind;
-    /// Runs a query with `?` placeholders bound to `params`.
-    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError>;
-    /// Runs a statement; returns the number of rows changed.
-    fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, DbError>;
+    /// Runs a statement with `?` placeholders bound to `params`: its rows, and the
+    /// number of rows it changed.
+    fn run(&mut self, sql: &str, params: &[Val]) -> Result<(Vec<Row>, u64), DbError>;
+    /// A query's rows.
+    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError> {
+        self.run(sql, params).map(|(rows, _)| rows)
+    }
+    /// A statement's count of changed rows.
+    fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
+        self.run(sql, params).map(|(_, n)| n)
+    }
     /// Runs two queries; a back end that can sends both before it reads either answer.
     fn query_pair(
         &mut self,

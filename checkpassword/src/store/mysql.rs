@@ -12,15 +12,12 @@
 //! prepared in the same write (statement id -1), so each statement here costs one round
 //! trip instead of two.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
-
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{Conn, DbError, Kind, Row, Val, TIMEOUT};
+use super::wire::Wire;
+use super::{Conn, DbError, Kind, Row, Val};
 use crate::config::MysqlTarget;
 
 const CLIENT_LONG_PASSWORD: u32 = 1;
@@ -49,28 +46,6 @@ const NO_SUCH_TABLE: u16 = 1146;
 const MAX_RESULT: usize = 64 << 20;
 /// utf8mb4_general_ci
 const CHARSET: u8 = 45;
-/// Read buffer size.
-const RBUF: usize = 16 * 1024;
-
-enum Stream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(b),
-            Stream::Tcp(s) => s.read(b),
-        }
-    }
-    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.write_all(b),
-            Stream::Tcp(s) => s.write_all(b),
-        }
-    }
-}
 
 struct Column {
     name: String,
@@ -79,21 +54,13 @@ struct Column {
 }
 
 pub struct Mysql {
-    s: Stream,
-    /// What the server sent that is not consumed yet: one read usually holds a whole
-    /// answer.
-    rbuf: Vec<u8>,
-    rpos: usize,
+    s: Wire,
     seq: u8,
     /// The statement id to execute right after sending its prepare (MariaDB's "last
     /// prepared statement"), when the server has it.
     pipelined: bool,
     /// Statements already prepared on this connection, by SQL text.
     stmts: Vec<(String, u32)>,
-}
-
-fn io(e: std::io::Error) -> DbError {
-    DbError::Other(ucspi::errstr::io_str(&e).to_string())
 }
 
 fn proto(what: &str) -> DbError {
@@ -220,53 +187,11 @@ fn sha2_password(pw: &[u8], scramble: &[u8]) -> Zeroizing<Vec<u8>> {
 impl Mysql {
     pub fn open(t: &MysqlTarget) -> Result<Self, DbError> {
         let s = match &t.socket {
-            Some(path) => {
-                let s = UnixStream::connect(path).map_err(|e| {
-                    DbError::Other(format!("{path}: {}", ucspi::errstr::io_str(&e)))
-                })?;
-                s.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
-                s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
-                Stream::Unix(s)
-            }
-            None => {
-                let mut last = None;
-                let mut conn = None;
-                let addrs = (t.host.as_str(), t.port).to_socket_addrs().map_err(|e| {
-                    DbError::Other(format!("{}: {}", t.host, ucspi::errstr::io_str(&e)))
-                })?;
-                for a in addrs {
-                    match TcpStream::connect_timeout(&a, TIMEOUT) {
-                        Ok(s) => {
-                            conn = Some(s);
-                            break;
-                        }
-                        Err(e) => last = Some(e),
-                    }
-                }
-                let s = match (conn, last) {
-                    (Some(s), _) => s,
-                    (None, Some(e)) => {
-                        return Err(DbError::Other(format!(
-                            "{}:{}: {}",
-                            t.host,
-                            t.port,
-                            ucspi::errstr::io_str(&e)
-                        )))
-                    }
-                    (None, None) => {
-                        return Err(DbError::Other(format!("{}: no address", t.host)));
-                    }
-                };
-                s.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
-                s.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
-                let _ = s.set_nodelay(true);
-                Stream::Tcp(s)
-            }
+            Some(path) => Wire::unix(path)?,
+            None => Wire::tcp(&t.host, t.port)?,
         };
         let mut m = Mysql {
             s,
-            rbuf: Vec::with_capacity(RBUF),
-            rpos: 0,
             seq: 0,
             pipelined: false,
             stmts: Vec::new(),
@@ -275,39 +200,11 @@ impl Mysql {
         Ok(m)
     }
 
-    fn read_exact(&mut self, mut b: &mut [u8]) -> Result<(), DbError> {
-        while !b.is_empty() {
-            if self.rpos == self.rbuf.len() {
-                self.rbuf.resize(RBUF, 0);
-                let n = loop {
-                    match self.s.read(&mut self.rbuf) {
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        r => break r,
-                    }
-                };
-                let n = n.map_err(|e| {
-                    self.rbuf.clear();
-                    io(e)
-                })?;
-                self.rbuf.truncate(n);
-                self.rpos = 0;
-                if n == 0 {
-                    return Err(DbError::Other("the server closed the connection".into()));
-                }
-            }
-            let n = b.len().min(self.rbuf.len() - self.rpos);
-            b[..n].copy_from_slice(&self.rbuf[self.rpos..self.rpos + n]);
-            self.rpos += n;
-            b = &mut b[n..];
-        }
-        Ok(())
-    }
-
     fn read_packet(&mut self) -> Result<Vec<u8>, DbError> {
         let mut out = Vec::new();
         loop {
             let mut h = [0u8; 4];
-            self.read_exact(&mut h)?;
+            self.s.read_exact(&mut h)?;
             let n = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
             self.seq = h[3].wrapping_add(1);
             if out.len() + n > MAX_RESULT {
@@ -315,7 +212,7 @@ impl Mysql {
             }
             let at = out.len();
             out.resize(at + n, 0);
-            self.read_exact(&mut out[at..])?;
+            self.s.read_exact(&mut out[at..])?;
             if n < 0xff_ffff {
                 return Ok(out);
             }
@@ -325,7 +222,7 @@ impl Mysql {
     fn send(&mut self, payload: &[u8]) -> Result<(), DbError> {
         let mut out = Vec::with_capacity(payload.len() + 4);
         frame(&mut self.seq, &mut out, payload);
-        self.s.write_all(&out).map_err(io)
+        self.s.write_all(&out)
     }
 
     fn handshake(&mut self, t: &MysqlTarget) -> Result<(), DbError> {
@@ -380,7 +277,7 @@ impl Mysql {
             ours |= CLIENT_CONNECT_WITH_DB;
         }
         ours &= caps | CLIENT_LONG_PASSWORD;
-        let unix = matches!(self.s, Stream::Unix(_));
+        let unix = self.s.is_unix();
         let plugin = String::from_utf8_lossy(plugin).into_owned();
         let (plugin, resp) = match auth_response(&plugin, t.pass.as_bytes(), &scramble, unix) {
             Some(r) => (plugin, r),
@@ -581,11 +478,11 @@ impl Mysql {
         Ok((rows, 0))
     }
 
-    fn run(&mut self, sql: &str, params: &[Val]) -> Result<(Vec<Row>, u64), DbError> {
+    fn round_trip(&mut self, sql: &str, params: &[Val]) -> Result<(Vec<Row>, u64), DbError> {
         let mut out = Vec::new();
         if self.pipelined || self.cached(sql) {
             let prepared = self.push_statement(&mut out, sql, params);
-            self.s.write_all(&out).map_err(io)?;
+            self.s.write_all(&out)?;
             return self.answer(sql, prepared);
         }
         // MySQL: the prepare's answer carries the id the execute needs.
@@ -594,13 +491,13 @@ impl Mysql {
         prep.extend_from_slice(sql.as_bytes());
         self.seq = 0;
         frame(&mut self.seq, &mut out, &prep);
-        self.s.write_all(&out).map_err(io)?;
+        self.s.write_all(&out)?;
         let id = self.prepare_result()?;
         self.stmts.push((sql.to_string(), id));
         out.clear();
         self.seq = 0;
         frame(&mut self.seq, &mut out, &execute_payload(id, params));
-        self.s.write_all(&out).map_err(io)?;
+        self.s.write_all(&out)?;
         self.result()
     }
 }
@@ -772,12 +669,8 @@ impl Conn for Mysql {
         Kind::Mysql
     }
 
-    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError> {
-        self.run(sql, params).map(|(rows, _)| rows)
-    }
-
-    fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
-        self.run(sql, params).map(|(_, n)| n)
+    fn run(&mut self, sql: &str, params: &[Val]) -> Result<(Vec<Row>, u64), DbError> {
+        self.round_trip(sql, params)
     }
 
     fn query_pair(
@@ -793,7 +686,7 @@ impl Conn for Mysql {
         let pa = self.push_statement(&mut out, a.0, a.1);
         let pb = self.push_statement(&mut out, b.0, b.1);
         if let Err(e) = self.s.write_all(&out) {
-            let e = ucspi::errstr::io_str(&e).to_string();
+            let e = e.to_string();
             return [Err(DbError::Other(e.clone())), Err(DbError::Other(e))];
         }
         let ra = self.answer(a.0, pa).map(|(rows, _)| rows);

@@ -93,8 +93,14 @@ impl Conn for Sqlite {
         Kind::Sqlite
     }
 
-    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError> {
+    fn run(&mut self, sql: &str, params: &[Val]) -> Result<(Vec<Row>, u64), DbError> {
         let mut st = self.0.prepare_cached(sql).map_err(err)?;
+        if st.column_count() == 0 {
+            let n = st
+                .execute(rusqlite::params_from_iter(bind(params)))
+                .map_err(err)?;
+            return Ok((Vec::new(), n as u64));
+        }
         let names: Vec<String> = st.column_names().map(|s| s.to_string()).collect();
         let mut rows = st
             .query(rusqlite::params_from_iter(bind(params)))
@@ -113,14 +119,7 @@ impl Conn for Sqlite {
             }
             out.push(Row(row));
         }
-        Ok(out)
-    }
-
-    fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
-        let mut st = self.0.prepare_cached(sql).map_err(err)?;
-        st.execute(rusqlite::params_from_iter(bind(params)))
-            .map(|n| n as u64)
-            .map_err(err)
+        Ok((out, 0))
     }
 
     fn close(self: Box<Self>) {
