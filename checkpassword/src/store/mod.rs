@@ -92,41 +92,34 @@ impl Kind {
     /// `INSERT` that updates the row with the same primary key in place, if there is one.
     pub fn upsert(self, table: &str, cols: &[&str], key: &[&str]) -> String {
         let q = |c: &str| self.ident(c);
-        let names: Vec<String> = cols.iter().map(|c| q(c)).collect();
-        let marks = vec!["?"; cols.len()].join(", ");
+        let list = |cs: &[&str]| cs.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+        // The columns outside the key, each set from the row that was to be inserted.
+        let sets = |from: &dyn Fn(&str) -> String| {
+            cols.iter()
+                .filter(|c| !key.contains(c))
+                .map(|c| format!("{} = {}", q(c), from(&q(c))))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let insert = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            q(table),
+            list(cols),
+            vec!["?"; cols.len()].join(", ")
+        );
         match self {
             // Not REPLACE (vpopmail's): InnoDB carries that out as a delete and an insert.
-            Kind::Mysql => {
-                let sets: Vec<String> = cols
-                    .iter()
-                    .filter(|c| !key.contains(c))
-                    .map(|c| format!("{0} = VALUES({0})", q(c)))
-                    .collect();
-                format!(
-                    "INSERT INTO {} ({}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {}",
-                    q(table),
-                    names.join(", "),
-                    sets.join(", ")
-                )
-            }
-            // An update in place: SQLite's REPLACE deletes the row and inserts a new one,
-            // which rewrites the primary key's index page too (two pages of log per login
-            // instead of one).
-            Kind::Sqlite | Kind::Postgres => {
-                let sets: Vec<String> = cols
-                    .iter()
-                    .filter(|c| !key.contains(c))
-                    .map(|c| format!("{0} = EXCLUDED.{0}", q(c)))
-                    .collect();
-                let keys: Vec<String> = key.iter().map(|c| q(c)).collect();
-                format!(
-                    "INSERT INTO {} ({}) VALUES ({marks}) ON CONFLICT ({}) DO UPDATE SET {}",
-                    q(table),
-                    names.join(", "),
-                    keys.join(", "),
-                    sets.join(", ")
-                )
-            }
+            Kind::Mysql => format!(
+                "{insert} ON DUPLICATE KEY UPDATE {}",
+                sets(&|c| format!("VALUES({c})"))
+            ),
+            // Not SQLite's REPLACE either, which deletes the row and inserts a new one and so
+            // rewrites the primary key's index page too (two pages of log per login, not one).
+            Kind::Sqlite | Kind::Postgres => format!(
+                "{insert} ON CONFLICT ({}) DO UPDATE SET {}",
+                list(key),
+                sets(&|c| format!("EXCLUDED.{c}"))
+            ),
         }
     }
 }
