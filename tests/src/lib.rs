@@ -177,7 +177,7 @@ pub fn djb_script(dir: &TempDir, name: &str) -> PathBuf {
     p
 }
 
-/// One DNS answer for [`dns_zone`].
+/// One DNS answer for [`dns_zone`] and [`dns_responder`].
 #[derive(Clone, Debug)]
 pub enum Rr {
     A([u8; 4]),
@@ -187,8 +187,9 @@ pub enum Rr {
     Txt(Vec<Vec<u8>>),
     /// Answer SERVFAIL.
     ServFail,
-    /// Answer with the TC bit and nothing else (the client retries over TCP, where
-    /// nothing listens: a lookup failure that djbdns reports at once, unlike SERVFAIL).
+    /// Over UDP: an empty reply with the TC bit. The client retries over TCP, where
+    /// [`dns_zone`] has nothing listening (a lookup failure that djbdns reports at once,
+    /// unlike SERVFAIL) and [`dns_responder`] with `tcp` sends the name's other records.
     Truncated,
     /// Never answer.
     Silent,
@@ -204,18 +205,128 @@ fn name_to_wire(s: &str) -> Vec<u8> {
     v
 }
 
+/// The question of query `q` as (name in lower case, qtype, end of the question).
+fn dns_question(q: &[u8]) -> Option<(String, u16, usize)> {
+    let mut pos = 12;
+    let mut labels = Vec::new();
+    loop {
+        let l = *q.get(pos)? as usize;
+        pos += 1;
+        if l == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(q.get(pos..pos + l)?).to_ascii_lowercase());
+        pos += l;
+    }
+    let qtype = u16::from_be_bytes([*q.get(pos)?, *q.get(pos + 1)?]);
+    q.get(pos + 3)?;
+    Some((labels.join("."), qtype, pos + 4))
+}
+
+/// The reply to query `q` from `table` (`None`: stay silent); a name the table does not
+/// know is NXDOMAIN. `udp`: whether a `Truncated` answer sets TC (over TCP the real
+/// records are sent).
+fn dns_reply(q: &[u8], table: &[(String, u16, Rr)], udp: bool) -> Option<Vec<u8>> {
+    let (name, qtype, end) = dns_question(q)?;
+    let rrs: Vec<&Rr> = table
+        .iter()
+        .filter(|(nm, t, _)| *nm == name && *t == qtype)
+        .map(|(_, _, r)| r)
+        .collect();
+    if rrs.iter().any(|r| matches!(r, Rr::Silent)) {
+        return None;
+    }
+    let known = table.iter().any(|(nm, _, _)| *nm == name);
+    let question = &q[12..end];
+    let mut r = vec![q[0], q[1], 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
+    r.extend_from_slice(question);
+    let mut count = 0u16;
+    let mut rcode = if known { 0 } else { 3 };
+    let truncated = udp && rrs.iter().any(|r| matches!(r, Rr::Truncated));
+    for rr in &rrs {
+        let (t, data) = match rr {
+            Rr::A(b) => (1u16, b.to_vec()),
+            Rr::Aaaa(b) => (28, b.to_vec()),
+            Rr::Ptr(s) => (12, name_to_wire(s)),
+            Rr::Txt(strings) => {
+                let mut d = Vec::new();
+                for s in strings {
+                    d.push(s.len() as u8);
+                    d.extend_from_slice(s);
+                }
+                (16, d)
+            }
+            Rr::ServFail => {
+                rcode = 2;
+                continue;
+            }
+            Rr::Silent | Rr::Truncated => continue,
+        };
+        r.extend_from_slice(&[0xc0, 12]);
+        r.extend_from_slice(&t.to_be_bytes());
+        r.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+        r.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        r.extend_from_slice(&data);
+        count += 1;
+    }
+    if rcode == 2 || truncated {
+        r.truncate(12 + question.len());
+        count = 0;
+    }
+    if truncated {
+        r[2] |= 0x02;
+    }
+    r[3] = 0x80 | rcode;
+    r[6..8].copy_from_slice(&count.to_be_bytes());
+    Some(r)
+}
+
 /// A DNS responder on `ip`:53 (UDP) for `limit` at most, answering (name, qtype) from
 /// `table` (names lower case, without the final dot); other questions get NXDOMAIN. The
-/// returned list collects every question asked as `name/qtype`.
+/// returned list collects every question asked over UDP as `name/qtype`.
 pub fn dns_zone(
     ip: &str,
     table: Vec<(String, u16, Rr)>,
     limit: Duration,
 ) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    dns_responder(ip, table, limit, false)
+}
+
+/// [`dns_zone`], and with `tcp` also on TCP port 53 (at most 20 connections), where
+/// `Truncated` answers give way to the name's other records.
+pub fn dns_responder(
+    ip: &str,
+    table: Vec<(String, u16, Rr)>,
+    limit: Duration,
+    tcp: bool,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
     use std::sync::{Arc, Mutex};
     let sock = std::net::UdpSocket::bind((ip, 53)).expect("bind DNS responder (needs root)");
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
+    let table = Arc::new(table);
+    if tcp {
+        let l = std::net::TcpListener::bind((ip, 53)).expect("bind DNS TCP responder");
+        let t2 = table.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming().take(20) {
+                let Ok(mut s) = s else { continue };
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut len = [0u8; 2];
+                if s.read_exact(&mut len).is_err() {
+                    continue;
+                }
+                let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                if s.read_exact(&mut q).is_err() {
+                    continue;
+                }
+                if let Some(r) = dns_reply(&q, &t2, false) {
+                    let _ = s.write_all(&(r.len() as u16).to_be_bytes());
+                    let _ = s.write_all(&r);
+                }
+            }
+        });
+    }
     let asked = Arc::new(Mutex::new(Vec::new()));
     let a2 = asked.clone();
     std::thread::spawn(move || {
@@ -226,74 +337,12 @@ pub fn dns_zone(
                 continue;
             };
             let q = &buf[..n];
-            let mut pos = 12;
-            let mut labels = Vec::new();
-            while pos < q.len() && q[pos] != 0 {
-                let l = q[pos] as usize;
-                let Some(lab) = q.get(pos + 1..pos + 1 + l) else {
-                    break;
-                };
-                labels.push(String::from_utf8_lossy(lab).to_ascii_lowercase());
-                pos += 1 + l;
+            if let Some((name, qtype, _)) = dns_question(q) {
+                a2.lock().unwrap().push(format!("{name}/{qtype}"));
             }
-            if pos + 5 > q.len() {
-                continue;
+            if let Some(r) = dns_reply(q, &table, true) {
+                let _ = sock.send_to(&r, from);
             }
-            let name = labels.join(".");
-            let qtype = u16::from_be_bytes([q[pos + 1], q[pos + 2]]);
-            a2.lock().unwrap().push(format!("{name}/{qtype}"));
-            let question = &q[12..pos + 5];
-            let rrs: Vec<&Rr> = table
-                .iter()
-                .filter(|(nm, t, _)| *nm == name && *t == qtype)
-                .map(|(_, _, r)| r)
-                .collect();
-            if rrs.iter().any(|r| matches!(r, Rr::Silent)) {
-                continue;
-            }
-            let known = table.iter().any(|(nm, _, _)| *nm == name);
-            let mut r = vec![q[0], q[1], 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
-            r.extend_from_slice(question);
-            let mut count = 0u16;
-            let mut rcode = if known { 0 } else { 3 };
-            for rr in &rrs {
-                let (t, data) = match rr {
-                    Rr::A(b) => (1u16, b.to_vec()),
-                    Rr::Aaaa(b) => (28, b.to_vec()),
-                    Rr::Ptr(s) => (12, name_to_wire(s)),
-                    Rr::Txt(strings) => {
-                        let mut d = Vec::new();
-                        for s in strings {
-                            d.push(s.len() as u8);
-                            d.extend_from_slice(s);
-                        }
-                        (16, d)
-                    }
-                    Rr::ServFail => {
-                        rcode = 2;
-                        continue;
-                    }
-                    Rr::Silent | Rr::Truncated => continue,
-                };
-                r.extend_from_slice(&[0xc0, 12]);
-                r.extend_from_slice(&t.to_be_bytes());
-                r.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
-                r.extend_from_slice(&(data.len() as u16).to_be_bytes());
-                r.extend_from_slice(&data);
-                count += 1;
-            }
-            if rcode == 2 {
-                r.truncate(12 + question.len());
-                count = 0;
-            }
-            if rrs.iter().any(|r| matches!(r, Rr::Truncated)) {
-                r.truncate(12 + question.len());
-                count = 0;
-                r[2] |= 0x02;
-            }
-            r[3] = 0x80 | rcode;
-            r[6..8].copy_from_slice(&count.to_be_bytes());
-            let _ = sock.send_to(&r, from);
         }
     });
     asked

@@ -523,15 +523,15 @@ fn ptr_names_match_djb() {
     let _q = dns_server(
         dns,
         vec![
-            ("1.0.0.127.in-addr.arpa", 12, Answer::Ptr("Host.Example")),
-            ("host.example", 1, Answer::A([127, 0, 0, 1])),
+            ("1.0.0.127.in-addr.arpa", 12, Rr::Ptr("Host.Example".into())),
+            ("host.example", 1, Rr::A([127, 0, 0, 1])),
             (
                 "2.0.0.127.in-addr.arpa",
                 12,
-                Answer::Ptr("odd name.example"),
+                Rr::Ptr("odd name.example".into()),
             ),
-            ("3.0.0.127.in-addr.arpa", 12, Answer::Ptr("liar.example")),
-            ("liar.example", 1, Answer::A([10, 0, 0, 3])),
+            ("3.0.0.127.in-addr.arpa", 12, Rr::Ptr("liar.example".into())),
+            ("liar.example", 1, Rr::A([10, 0, 0, 3])),
         ],
     );
     let d = TempDir::new("ts-ptr");
@@ -561,7 +561,7 @@ fn rules_match_on_names() {
         vec![(
             "1.0.0.127.in-addr.arpa",
             12,
-            Answer::Ptr("mail.example.org"),
+            Rr::Ptr("mail.example.org".into()),
         )],
     );
     let d = TempDir::new("ts-namerules");
@@ -583,7 +583,7 @@ fn rules_match_on_names() {
 fn dns_failures_leave_names_unset() {
     // SERVFAIL for the reverse zone: names unset, connection served, as djb.
     let dns = "127.0.0.156";
-    let _q = dns_server(dns, vec![("1.0.0.127.in-addr.arpa", 12, Answer::ServFail)]);
+    let _q = dns_server(dns, vec![("1.0.0.127.in-addr.arpa", 12, Rr::ServFail)]);
     let d = TempDir::new("ts-servfail");
     let svc = script(&d, "svc", NAMES);
     both(|bin| {
@@ -597,12 +597,12 @@ fn dead_dns_server_has_a_deadline() {
     // A server that never answers: djb stalls 11 s and more per lookup; ours gives up
     // after its deadline and serves the client without names.
     let dns = "127.0.0.157";
-    let q = dns_server(dns, vec![("1.0.0.127.in-addr.arpa", 12, Answer::Silent)]);
+    let q = dns_server(dns, vec![("1.0.0.127.in-addr.arpa", 12, Rr::Silent)]);
     let d = TempDir::new("ts-deaddns");
     let svc = script(&d, "svc", "echo served\nenv | grep -c REMOTEHOST=\n");
     let s = Server::start(&ours(), &["-R", "-l0"], "127.0.0.1", &[&svc], &dns_env(dns));
     assert_eq!(s.talk(b""), b"served\n0\n");
-    assert!(*q.lock().unwrap() >= 1);
+    assert!(!q.lock().unwrap().is_empty());
 }
 
 #[test]
@@ -618,10 +618,7 @@ fn host_argument_from_etc_hosts_and_dns() {
     }
     // A name only DNS knows, for both.
     let dns = "127.0.0.158";
-    let _q = dns_server(
-        dns,
-        vec![("svc.test.example", 1, Answer::A([127, 0, 0, 9]))],
-    );
+    let _q = dns_server(dns, vec![("svc.test.example", 1, Rr::A([127, 0, 0, 9]))]);
     both(|bin| {
         let s = Server::start(
             bin,

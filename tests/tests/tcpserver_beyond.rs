@@ -517,9 +517,9 @@ fn dns_over_tcp_after_truncation_and_ipv6_ptr() {
     let _q = dns_server(
         dns,
         vec![
-            (v6ptr, 12, Answer::Truncated),
-            (v6ptr, 12, Answer::Ptr("Six.Example")),
-            ("six.example", 28, Answer::Aaaa(one)),
+            (v6ptr, 12, Rr::Truncated),
+            (v6ptr, 12, Rr::Ptr("Six.Example".into())),
+            ("six.example", 28, Rr::Aaaa(one)),
         ],
     );
     let d = TempDir::new("tsb-dnstcp");

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -272,139 +272,17 @@ pub fn both(f: impl Fn(&Path) -> Vec<String>) {
     assert_eq!(a, b, "djb (left) and ours (right) differ");
 }
 
-/// How DNS should answer one name.
-#[derive(Clone)]
-pub enum Answer {
-    Ptr(&'static str),
-    A([u8; 4]),
-    Aaaa([u8; 16]),
-    ServFail,
-    Silent,
-    /// Over UDP: an empty reply with TC set; over TCP: the table's other answers.
-    Truncated,
-}
+pub use blackbox::Rr;
 
-fn wire_to_dot(p: &[u8], mut pos: usize) -> Option<(String, usize)> {
-    let mut out = String::new();
-    loop {
-        let n = *p.get(pos)? as usize;
-        pos += 1;
-        if n == 0 {
-            return Some((out.to_ascii_lowercase(), pos));
-        }
-        if !out.is_empty() {
-            out.push('.');
-        }
-        out.push_str(&String::from_utf8_lossy(p.get(pos..pos + n)?));
-        pos += n;
-    }
-}
-
-fn dot_to_wire(s: &str) -> Vec<u8> {
-    let mut v = Vec::new();
-    for l in s.split('.').filter(|l| !l.is_empty()) {
-        v.push(l.len() as u8);
-        v.extend_from_slice(l.as_bytes());
-    }
-    v.push(0);
-    v
-}
-
-/// The reply to query `q` from `table` (`None`: stay silent). `udp`: whether a
-/// `Truncated` answer sets TC (over TCP the real records are sent).
-fn dns_reply(q: &[u8], table: &[(&'static str, u16, Answer)], udp: bool) -> Option<Vec<u8>> {
-    let (name, end) = wire_to_dot(q, 12)?;
-    let qtype = u16::from_be_bytes([*q.get(end)?, *q.get(end + 1)?]);
-    let question = q.get(12..end + 4)?;
-    let answers: Vec<&Answer> = table
-        .iter()
-        .filter(|(nm, t, _)| *nm == name && *t == qtype)
-        .map(|(_, _, a)| a)
+/// A DNS responder on `ip`:53 for two minutes (see [`blackbox::dns_responder`]; TCP too
+/// when an answer is `Truncated`). Returns the questions asked over UDP.
+pub fn dns_server(ip: &str, table: Vec<(&str, u16, Rr)>) -> Arc<Mutex<Vec<String>>> {
+    let tcp = table.iter().any(|(_, _, r)| matches!(r, Rr::Truncated));
+    let table = table
+        .into_iter()
+        .map(|(n, t, r)| (n.to_string(), t, r))
         .collect();
-    if answers.iter().any(|a| matches!(a, Answer::Silent)) {
-        return None;
-    }
-    let mut r = vec![q[0], q[1], 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
-    r.extend_from_slice(question);
-    let mut count = 0u16;
-    let mut rcode = if answers.is_empty() { 3 } else { 0 };
-    let truncated = udp && answers.iter().any(|a| matches!(a, Answer::Truncated));
-    for a in &answers {
-        let (t, data) = match a {
-            Answer::Ptr(s) => (12u16, dot_to_wire(s)),
-            Answer::A(b) => (1, b.to_vec()),
-            Answer::Aaaa(b) => (28, b.to_vec()),
-            Answer::ServFail => {
-                rcode = 2;
-                continue;
-            }
-            Answer::Silent | Answer::Truncated => continue,
-        };
-        r.extend_from_slice(&[0xc0, 12]);
-        r.extend_from_slice(&t.to_be_bytes());
-        r.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
-        r.extend_from_slice(&(data.len() as u16).to_be_bytes());
-        r.extend_from_slice(&data);
-        count += 1;
-    }
-    if rcode == 2 || truncated {
-        r.truncate(12 + question.len());
-        count = 0;
-    }
-    if truncated {
-        r[2] |= 0x02;
-    }
-    r[3] = 0x80 | rcode;
-    r[6..8].copy_from_slice(&count.to_be_bytes());
-    Some(r)
-}
-
-/// A DNS responder on `ip`:53 (UDP, and TCP for truncated answers) answering from
-/// `table` (name, qtype) → answers; other questions get NXDOMAIN. Runs for at most two
-/// minutes. Returns a counter of UDP queries.
-pub fn dns_server(ip: &str, table: Vec<(&'static str, u16, Answer)>) -> Arc<Mutex<u32>> {
-    let sock = UdpSocket::bind((ip, 53)).expect("bind DNS responder (needs root)");
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let count = Arc::new(Mutex::new(0));
-    let c2 = count.clone();
-    let table = Arc::new(table);
-    if table.iter().any(|(_, _, a)| matches!(a, Answer::Truncated)) {
-        let l = TcpListener::bind((ip, 53)).expect("bind DNS TCP responder");
-        let t2 = table.clone();
-        std::thread::spawn(move || {
-            for s in l.incoming().take(20) {
-                let Ok(mut s) = s else { continue };
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut len = [0u8; 2];
-                if s.read_exact(&mut len).is_err() {
-                    continue;
-                }
-                let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                if s.read_exact(&mut q).is_err() {
-                    continue;
-                }
-                if let Some(r) = dns_reply(&q, &t2, false) {
-                    let _ = s.write_all(&(r.len() as u16).to_be_bytes());
-                    let _ = s.write_all(&r);
-                }
-            }
-        });
-    }
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        let mut buf = [0u8; 512];
-        while start.elapsed() < Duration::from_secs(120) {
-            let Ok((n, from)) = sock.recv_from(&mut buf) else {
-                continue;
-            };
-            *c2.lock().unwrap() += 1;
-            if let Some(r) = dns_reply(&buf[..n], &table, true) {
-                let _ = sock.send_to(&r, from);
-            }
-        }
-    });
-    count
+    blackbox::dns_responder(ip, table, Duration::from_secs(120), tcp)
 }
 
 /// An identd on `ip`:113 that answers `reply(request_line)` or, with `None`, never answers.
