@@ -11,14 +11,6 @@ use std::time::{Duration, Instant};
 use blackbox::{run_with_input, show, TempDir};
 use tcpserver_util::*;
 
-const QUIET: &[&str] = &["-H", "-R", "-l0"];
-
-fn opts<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v: Vec<&str> = QUIET.to_vec();
-    v.extend_from_slice(extra);
-    v
-}
-
 /// Lines of the service's output, with port numbers (which differ per run) removed.
 fn without_ports(out: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(out)
@@ -35,12 +27,12 @@ fn child_environment_signals_fds_match_djb() {
     let d = TempDir::new("ts-env");
     let svc = script(&d, "svc", STATE);
     both(|bin| {
-        let s = Server::start(bin, &opts(&[]), "127.0.0.1", &[&svc], &base_env());
+        let s = Server::quiet(bin, &[], &svc);
         let out = s.talk(b"");
         without_ports(&out)
     });
     // And the absolute facts the differential run rests on.
-    let s = Server::start(&ours(), &opts(&[]), "127.0.0.1", &[&svc], &base_env());
+    let s = Server::quiet(&ours(), &[], &svc);
     let out = String::from_utf8(s.talk(b"")).unwrap();
     assert!(out.contains("SigBlk:\t0000000000000000"), "{out}");
     // SIGPIPE (13) must not be ignored: bit 12 of SigIgn.
@@ -75,13 +67,7 @@ fn inherited_fd_passes_through_listener_does_not() {
             "wrap",
             &format!("exec 5</dev/null\nexec {} \"$@\"\n", bin.display()),
         );
-        let s = Server::start(
-            Path::new(&wrapper),
-            &opts(&[]),
-            "127.0.0.1",
-            &[&svc],
-            &base_env(),
-        );
+        let s = Server::quiet(Path::new(&wrapper), &[], &svc);
         vec![String::from_utf8_lossy(&s.talk(b"")).into_owned()]
     });
 }
@@ -125,13 +111,7 @@ fn deny_and_rules_settings_match_djb() {
     for (i, text) in cases.iter().enumerate() {
         let cdb = rules(&d, &format!("r{i}.cdb"), text);
         both(|bin| {
-            let s = Server::start(
-                bin,
-                &opts(&["-v", "-B", "banner\n", "-x", &cdb]),
-                "127.0.0.1",
-                &[&svc],
-                &base_env(),
-            );
+            let s = Server::quiet(bin, &["-v", "-B", "banner\n", "-x", &cdb], &svc);
             let mut out = without_ports(&s.talk(b""));
             out.extend(normalise(&s.wait_idle()));
             out
@@ -187,13 +167,7 @@ fn banner_goes_out_before_the_program() {
     let d = TempDir::new("ts-banner");
     let svc = script(&d, "svc", "echo prog\n");
     both(|bin| {
-        let s = Server::start(
-            bin,
-            &opts(&["-B", "220 hello\r\n"]),
-            "127.0.0.1",
-            &[&svc],
-            &base_env(),
-        );
+        let s = Server::quiet(bin, &["-B", "220 hello\r\n"], &svc);
         vec![String::from_utf8_lossy(&s.talk(b"")).into_owned()]
     });
 }
@@ -314,13 +288,7 @@ fn concurrency_limit_defers_and_never_refuses() {
     let d = TempDir::new("ts-limit");
     let svc = script(&d, "svc", "read x\necho done\n");
     both(|bin| {
-        let s = Server::start(
-            bin,
-            &opts(&["-v", "-c", "2"]),
-            "127.0.0.1",
-            &[&svc],
-            &base_env(),
-        );
+        let s = Server::quiet(bin, &["-v", "-c", "2"], &svc);
         let mut conns: Vec<_> = (0..4).map(|_| s.connect()).collect();
         // Two are served, two wait in the backlog.
         s.wait_log(|l| l.iter().filter(|x| x.starts_with("tcpserver: ok")).count() >= 2);
@@ -382,7 +350,7 @@ fn sigterm_exits_zero_and_children_keep_running() {
     let d = TempDir::new("ts-term");
     let svc = script(&d, "svc", "read x\necho still-here\n");
     both(|bin| {
-        let mut s = Server::start(bin, &opts(&[]), "127.0.0.1", &[&svc], &base_env());
+        let mut s = Server::quiet(bin, &[], &svc);
         let mut c = s.connect();
         let start = Instant::now();
         while tcpserver_util::children_of(s.pid()).is_empty() && start.elapsed() < LIMIT {
@@ -426,7 +394,7 @@ fn crashed_child_is_reaped_with_raw_status() {
     let d = TempDir::new("ts-crash");
     let svc = script(&d, "svc", "kill -9 $$\n");
     both(|bin| {
-        let s = Server::start(bin, &opts(&["-v"]), "127.0.0.1", &[&svc], &base_env());
+        let s = Server::quiet(bin, &["-v"], &svc);
         s.talk(b"");
         let log = s.wait_idle();
         std::thread::sleep(Duration::from_millis(100));
@@ -440,7 +408,7 @@ fn exit_status_of_child_is_logged_raw() {
     let out = {
         let d = TempDir::new("ts-raw");
         let svc = script(&d, "svc", "exit 3\n");
-        let s = Server::start(&ours(), &opts(&["-v"]), "127.0.0.1", &[&svc], &base_env());
+        let s = Server::quiet(&ours(), &["-v"], &svc);
         s.talk(b"");
         s.wait_log(|l| l.iter().any(|x| x.starts_with("tcpserver: end")))
     };
@@ -457,13 +425,7 @@ fn stdin_closed_at_start_still_serves() {
         "wrap",
         &format!("exec 0<&-\nexec {} \"$@\"\n", ours().display()),
     );
-    let s = Server::start(
-        Path::new(&wrapper),
-        &opts(&[]),
-        "127.0.0.1",
-        &[&svc],
-        &base_env(),
-    );
+    let s = Server::quiet(Path::new(&wrapper), &[], &svc);
     assert_eq!(s.talk(b""), b"ok\n");
 }
 
@@ -718,7 +680,7 @@ fn new_rules_apply_to_the_next_connection() {
     let svc = script(&d, "svc", "echo \"$WHO\"\n");
     both(|bin| {
         let cdb = rules(&d, "r.cdb", ":allow,WHO=\"first\"\n");
-        let s = Server::start(bin, &opts(&["-x", &cdb]), "127.0.0.1", &[&svc], &base_env());
+        let s = Server::quiet(bin, &["-x", &cdb], &svc);
         let mut v = vec![String::from_utf8_lossy(&s.talk(b"")).into_owned()];
         rules(&d, "r.cdb", ":allow,WHO=\"second\"\n");
         v.push(String::from_utf8_lossy(&s.talk(b"")).into_owned());

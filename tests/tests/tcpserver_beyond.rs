@@ -11,14 +11,6 @@ use std::time::{Duration, Instant};
 use blackbox::{run_with_input, TempDir};
 use tcpserver_util::*;
 
-const QUIET: &[&str] = &["-H", "-R", "-l0"];
-
-fn opts<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v: Vec<&str> = QUIET.to_vec();
-    v.extend_from_slice(extra);
-    v
-}
-
 fn env_of(out: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(out)
         .lines()
@@ -179,13 +171,7 @@ fn hold(s: &Server, from: &str) -> TcpStream {
 fn per_ip_limit_closes_at_once_with_message_and_logs() {
     let d = TempDir::new("tsb-perip");
     let svc = script(&d, "svc", "echo \"n=$TCPCONCURRENCY\"\nread x\n");
-    let s = Server::start(
-        &ours(),
-        &opts(&["-v", "-C", "1:421 too many connections"]),
-        "127.0.0.1",
-        &[&svc],
-        &base_env(),
-    );
+    let s = Server::quiet(&ours(), &["-v", "-C", "1:421 too many connections"], &svc);
     let mut first = hold(&s, "127.0.0.1");
     let mut line = [0u8; 4];
     std::io::Read::read_exact(&mut first, &mut line).unwrap();
@@ -215,13 +201,7 @@ fn maxconip_rule_overrides_the_per_ip_limit() {
     let d = TempDir::new("tsb-maxconip");
     let svc = script(&d, "svc", "echo \"n=$TCPCONCURRENCY\"\nread x\n");
     let cdb = rules(&d, "r.cdb", "127.0.0.1:allow,MAXCONIP=\"2\"\n:allow\n");
-    let s = Server::start(
-        &ours(),
-        &opts(&["-C", "1:busy", "-x", &cdb]),
-        "127.0.0.1",
-        &[&svc],
-        &base_env(),
-    );
+    let s = Server::quiet(&ours(), &["-C", "1:busy", "-x", &cdb], &svc);
     let mut line = [0u8; 4];
     let mut a = hold(&s, "127.0.0.1");
     std::io::Read::read_exact(&mut a, &mut line).unwrap();
@@ -257,13 +237,7 @@ fn overload_ten_times_the_limit_serves_everyone_within_the_limit() {
     // client served once its turn comes, no zombie left.
     let d = TempDir::new("tsb-overload");
     let svc = script(&d, "svc", "sleep 0.2\necho ok\n");
-    let s = Server::start(
-        &ours(),
-        &opts(&["-c", "5"]),
-        "127.0.0.1",
-        &[&svc],
-        &base_env(),
-    );
+    let s = Server::quiet(&ours(), &["-c", "5"], &svc);
     let addr = s.addr();
     let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let sv = served.clone();
@@ -297,13 +271,7 @@ fn burst_waits_in_a_large_default_backlog() {
     // some SYNs are dropped; ours queues them. Checked through the listen queue size.
     let d = TempDir::new("tsb-backlog");
     let svc = script(&d, "svc", "echo ok\n");
-    let s = Server::start(
-        &ours(),
-        &opts(&["-c", "0"]),
-        "127.0.0.1",
-        &[&svc],
-        &base_env(),
-    );
+    let s = Server::quiet(&ours(), &["-c", "0"], &svc);
     let conns: Vec<_> = (0..100)
         .map(|_| TcpStream::connect_timeout(&s.addr(), LIMIT).unwrap())
         .collect();
@@ -328,13 +296,7 @@ fn burst_waits_in_a_large_default_backlog() {
     assert_eq!(rx_queue, 100, "{listen}");
     drop(conns);
     // -b still sets it.
-    let s = Server::start(
-        &ours(),
-        &opts(&["-c", "0", "-b", "3"]),
-        "127.0.0.1",
-        &[&svc],
-        &base_env(),
-    );
+    let s = Server::quiet(&ours(), &["-c", "0", "-b", "3"], &svc);
     let _c: Vec<_> = (0..6)
         .filter_map(|_| {
             let sock = TcpStream::connect_timeout(&s.addr(), Duration::from_millis(300)).ok()?;
@@ -470,12 +432,10 @@ fn out_of_processes_drops_with_a_warning_and_recovers() {
         "wrap",
         &format!("exec prlimit --nproc=2 {} \"$@\"\n", ours().display()),
     );
-    let s = Server::start(
+    let s = Server::quiet(
         std::path::Path::new(&wrapper),
-        &opts(&["-u", "65534", "-g", "65534"]),
-        "127.0.0.1",
-        &[&svc],
-        &base_env(),
+        &["-u", "65534", "-g", "65534"],
+        &svc,
     );
     let mut first = TcpStream::connect_timeout(&s.addr(), LIMIT).unwrap();
     first.set_read_timeout(Some(LIMIT)).unwrap();

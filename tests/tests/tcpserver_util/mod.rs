@@ -41,7 +41,22 @@ pub fn base_env() -> Vec<(String, String)> {
     ]
 }
 
+/// Options that keep a server from looking names up: `-H -R -l0`.
+pub const QUIET: &[&str] = &["-H", "-R", "-l0"];
+
+/// [`QUIET`] followed by `extra`.
+pub fn opts<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v: Vec<&str> = QUIET.to_vec();
+    v.extend_from_slice(extra);
+    v
+}
+
 impl Server {
+    /// `bin` with [`opts`]`(extra)` on 127.0.0.1 running `svc`, with [`base_env`].
+    pub fn quiet(bin: &Path, extra: &[&str], svc: &str) -> Server {
+        Self::start(bin, &opts(extra), "127.0.0.1", &[svc], &base_env())
+    }
+
     /// Starts `bin args... host 0 prog...` with `-1` (added first) and `env` only.
     pub fn start(
         bin: &Path,
