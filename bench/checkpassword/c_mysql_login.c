@@ -9,20 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "c_login.h"
+
 int main(int argc, char **argv) {
   if (argc < 6) return 2;
-  char buf[513];
-  ssize_t len = 0, r;
-  while ((r = read(3, buf + len, sizeof buf - len)) > 0) len += r;
-  close(3);
-  if (r < 0 || len >= (ssize_t)sizeof buf) return 2;
-  char *login = buf, *pw = memchr(buf, 0, len);
-  if (!pw) return 2;
-  pw++;
-  char *at = strchr(login, '@');
-  if (!at) return 1;
-  *at = 0;
-  char *domain = at + 1;
+  char buf[513], *login, *domain, *pw;
+  int bad = read_fd3(buf, sizeof buf, &login, &domain, &pw);
+  if (bad) return bad;
   MYSQL *m = mysql_init(NULL);
   if (!mysql_real_connect(m, NULL, argv[2], argv[3], argv[4], 0, argv[1], 0)) return 111;
   MYSQL_STMT *st = mysql_stmt_init(m);

@@ -5,6 +5,8 @@
 #   - the floor: fork+exec of /bin/true alone
 #   - the hash alone: crypt_r of the same $6$ hash
 #   - a C checkpassword doing the same one lookup with libmariadb (c_mysql_login.c)
+#   - a C checkpassword doing the same SQLite lookup and lastauth update with the system's
+#     libsqlite3 (c_sqlite_login.c), for reference
 # Also: a wrong password and an unknown user, which must cost the same.
 # Prints medians and 90th percentiles in microseconds, and the two ratios:
 #   SQLite: p50 login cost above the hash's own cost (target <= 1500 us)
@@ -18,7 +20,7 @@ n=${1:-300}
 
 # shellcheck source=scripts/deps.sh
 . scripts/deps.sh
-apt_install gcc libc6-dev libmariadb-dev libcrypt-dev whois sqlite3
+apt_install gcc libc6-dev libmariadb-dev libcrypt-dev libsqlite3-dev whois sqlite3
 cleanups=()
 on_exit() { local c; for c in "${cleanups[@]:-}"; do [ -n "$c" ] && eval "$c" || true; done; }
 trap on_exit EXIT
@@ -36,6 +38,7 @@ cleanups+=("rm -rf '$work'")
 gcc -O2 -o "$work/harness" bench/checkpassword/harness.c -lcrypt
 # shellcheck disable=SC2046
 gcc -O2 -o "$work/c_mysql_login" bench/checkpassword/c_mysql_login.c $(mariadb_config --cflags --libs) -lcrypt
+gcc -O2 -o "$work/c_sqlite_login" bench/checkpassword/c_sqlite_login.c -lsqlite3 -lcrypt
 
 pw='Bench-pw-1'
 hash=$(mkpasswd -m sha-512 "$pw")
@@ -62,13 +65,14 @@ login="bench@$domain:$pw"
 # and long rounds let one configuration catch a slow spell that another escapes.
 rounds=${ROUNDS:-20}
 per=$(( (n + rounds - 1) / rounds ))
-names=(floor hash sqlite wrong unknown mysql cmysql mysqlnf pg pgsock)
+names=(floor hash sqlite csqlite wrong unknown mysql cmysql mysqlnf pg pgsock)
 declare -A med p90
 run_one() {
   case "$1" in
   floor) "$work/harness" "$per" "$login" /bin/true ;;
   hash) "$work/harness" "$per" hash "$hash" "$pw" ;;
   sqlite) "${common[@]}" CHECKPASSWORD_DB="sqlite:$work/users.sqlite" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
+  csqlite) "$work/harness" "$per" "$login" "$work/c_sqlite_login" "$work/users.sqlite" 192.0.2.1 /bin/true ;;
   wrong | unknown)
     local l="$login"
     if [ "$1" = wrong ]; then l="bench@$domain:not-$pw"; else l="nobody@$domain:$pw"; fi
@@ -103,6 +107,7 @@ label() {
   floor) echo "fork+exec /bin/true (floor)" ;;
   hash) echo "crypt_r of the \$6\$ hash alone" ;;
   sqlite) echo "ours, SQLite" ;;
+  csqlite) echo "C + libsqlite3, SQLite (lookup, lastauth)" ;;
   wrong) echo "ours, SQLite, wrong password (exit 1)" ;;
   unknown) echo "ours, SQLite, unknown user (exit 1)" ;;
   mysql) echo "ours, MariaDB (unix socket)" ;;
@@ -132,6 +137,8 @@ awk -v a="${m[mysql]}" -v b="${m[cmysql]}" -v r="$(middle "$ratio_rounds")" \
   'BEGIN { printf "MariaDB: ours / C client = %.2f; round by round: %.2f (target <= 0.70)\n", a / b, r }'
 awk -v a="${m[mysqlnf]}" -v b="${m[cmysql]}" \
   'BEGIN { printf "MariaDB without a log sync per commit: ours / C client = %.2f\n", a / b }'
+awk -v a="${m[sqlite]}" -v b="${m[csqlite]}" -v f="${m[floor]}" -v h="${m[hash]}" \
+  'BEGIN { printf "SQLite: ours / C + libsqlite3 = %.2f (the C client: %d us above the floor and the hash)\n", a / b, b - f - h }'
 echo "SQLite: unknown user vs wrong password: ${m[unknown]} vs ${m[wrong]} us (the dummy hash keeps them alike)"
 awk -v a="${m[pg]}" -v b="${m[cmysql]}" \
   'BEGIN { printf "PostgreSQL: ours / C MariaDB client = %.2f (for reference)\n", a / b }'
