@@ -20,17 +20,10 @@ chmod 755 "$work"
 gcc -O2 -o "$work/harness" bench/checkpassword/harness.c -lcrypt
 cp "$a" "$work/a"
 cp "$b" "$work/b"
-pw='Bench-pw-1'
-mkdir -p "$work/home"
-sqlite3 -batch "$work/users.sqlite" <<SQL
-CREATE TABLE vpopmail (pw_name VARCHAR(64) NOT NULL, pw_domain VARCHAR(96) NOT NULL,
-  pw_passwd VARCHAR(128), pw_uid INT, pw_gid INT, pw_gecos VARCHAR(64), pw_dir VARCHAR(160),
-  pw_shell VARCHAR(20), pw_clear_passwd VARCHAR(128), PRIMARY KEY (pw_name, pw_domain));
-INSERT INTO vpopmail VALUES ('bench', 'bench.example', '$(mkpasswd -m sha-512 "$pw")', 0, 0,
-  'B', '$work/home', 'NOQUOTA', '');
-SQL
+# shellcheck source=bench/checkpassword/users.sh
+. bench/checkpassword/users.sh
+cp_bench_setup "$work"
 for i in 1 2 3; do
-  env CHECKPASSWORD_CONFIG=/dev/null CHECKPASSWORD_UID=43240 CHECKPASSWORD_GID=43241 \
-    CHECKPASSWORD_VPOPMAIL_DIR="$work" QMAIL="$work" TCPLOCALPORT=110 TCPREMOTEIP=192.0.2.1 \
-    CHECKPASSWORD_DB="sqlite:$work/users.sqlite" "$work/harness" "$n" "bench@bench.example:$pw" -ab "$work/a" "$work/b"
+  "${cp_env[@]}" CHECKPASSWORD_DB="sqlite:$work/users.sqlite" \
+    "$work/harness" "$n" "$cp_login" -ab "$work/a" "$work/b"
 done

@@ -22,16 +22,11 @@ bin="${CARGO_TARGET_DIR:-$top/target}/release/checkpassword"
 
 work=$(mktemp -d /tmp/cp-hot.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-pw='Hot-pw-1'
-sqlite3 -batch "$work/users.sqlite" <<SQL
-CREATE TABLE vpopmail (pw_name VARCHAR(64) NOT NULL, pw_domain VARCHAR(96) NOT NULL,
-  pw_passwd VARCHAR(128), pw_uid INT, pw_gid INT, pw_gecos VARCHAR(64), pw_dir VARCHAR(160),
-  pw_shell VARCHAR(20), pw_clear_passwd VARCHAR(128), PRIMARY KEY (pw_name, pw_domain));
-INSERT INTO vpopmail VALUES ('hot', 'hot.example', '$(mkpasswd -m sha-512 "$pw")', 0, 0, 'H',
-  '$work', 'NOQUOTA', '');
-SQL
+# shellcheck source=bench/checkpassword/users.sh
+. bench/checkpassword/users.sh
+cp_bench_setup "$work"
 cp "$bin" "$work/checkpassword"
-printf 'hot@hot.example\0%s\0\0' "$pw" >"$work/fd3"
+printf 'bench@%s\0%s\0\0' "$cp_domain" "$cp_pw" >"$work/fd3"
 chown -R nobody "$work"
 # Two logins: the first switches the file to WAL mode and creates lastauth, the second
 # is an ordinary one. Run as an SMTP AUTH check (allowed without root) whose program
@@ -45,10 +40,10 @@ for i in 1 2; do
     --callgrind-out-file="$work/callgrind.out" "$work/checkpassword" /nonexistent \
     3<"$work/fd3" 2>/dev/null || true
 done
-# The functions of our own binary, in the order callgrind lists them, without Rust's
-# mangled names (_ZN..., _R...) and callgrind's pseudo-names (recursion, addresses,
-# "(below main)").
+# The functions of our own binary without Rust's mangled names (_ZN..., _R...) and
+# callgrind's pseudo-names (recursion, addresses, "(below main)"), sorted: the order
+# within the hot set matters little, and a sorted list changes only where the set does.
 awk '/^ob=/ { ours = ($0 ~ /checkpassword$/) } /^fn=/ && ours { print substr($0, 4) }' \
-  "$work/callgrind.out" | grep -Ev "^(_ZN|_R)|'|^0x|[ ()]" | awk '!seen[$0]++' \
+  "$work/callgrind.out" | grep -Ev "^(_ZN|_R)|'|^0x|[ ()]" | LC_ALL=C sort -u \
   >checkpassword/hot-symbols.txt
 echo "checkpassword/hot-symbols.txt: $(wc -l <checkpassword/hot-symbols.txt) functions" >&2

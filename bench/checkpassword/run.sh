@@ -40,24 +40,15 @@ gcc -O2 -o "$work/harness" bench/checkpassword/harness.c -lcrypt
 gcc -O2 -o "$work/c_mysql_login" bench/checkpassword/c_mysql_login.c $(mariadb_config --cflags --libs) -lcrypt
 gcc -O2 -o "$work/c_sqlite_login" bench/checkpassword/c_sqlite_login.c -lsqlite3 -lcrypt
 
-pw='Bench-pw-1'
-hash=$(mkpasswd -m sha-512 "$pw")
-home="$work/home"
-mkdir -p "$home"
-domain=bench.example
-schema="CREATE TABLE IF NOT EXISTS vpopmail (pw_name VARCHAR(64) NOT NULL, pw_domain VARCHAR(96) NOT NULL,
-  pw_passwd VARCHAR(128), pw_uid INT, pw_gid INT, pw_gecos VARCHAR(64), pw_dir VARCHAR(160),
-  pw_shell VARCHAR(20), pw_clear_passwd VARCHAR(128), PRIMARY KEY (pw_name, pw_domain));"
-row="DELETE FROM vpopmail WHERE pw_domain = '$domain';
-  INSERT INTO vpopmail VALUES ('bench', '$domain', '$hash', 0, 0, 'B', '$home', 'NOQUOTA', '');"
-sqlite3 -batch "$work/users.sqlite" <<<"$schema $row"
-echo "$schema $row" | "$CHECKPASSWORD_TEST_MYSQL_CTL" sql
-echo "$schema ALTER TABLE vpopmail OWNER TO cptest; $row" | "$CHECKPASSWORD_TEST_PG_CTL" sql >/dev/null
+# shellcheck source=bench/checkpassword/users.sh
+. bench/checkpassword/users.sh
+cp_bench_setup "$work"
+echo "$cp_schema $cp_row" | "$CHECKPASSWORD_TEST_MYSQL_CTL" sql
+echo "$cp_schema ALTER TABLE vpopmail OWNER TO cptest; $cp_row" | "$CHECKPASSWORD_TEST_PG_CTL" sql >/dev/null
 
 mysock=${CHECKPASSWORD_TEST_MYSQL_SOCKET_URL#*socket=}
-common=(env CHECKPASSWORD_CONFIG=/dev/null CHECKPASSWORD_UID=43240 CHECKPASSWORD_GID=43241
-  CHECKPASSWORD_VPOPMAIL_DIR="$work" QMAIL="$work" TCPLOCALPORT=110 TCPREMOTEIP=192.0.2.1)
-login="bench@$domain:$pw"
+common=("${cp_env[@]}")
+login=$cp_login
 
 # Rounds alternate between the configurations so that load from elsewhere on the
 # machine hits them alike; each figure is the median of the rounds' medians (p90 alike).
@@ -70,12 +61,12 @@ declare -A med p90
 run_one() {
   case "$1" in
   floor) "$work/harness" "$per" "$login" /bin/true ;;
-  hash) "$work/harness" "$per" hash "$hash" "$pw" ;;
+  hash) "$work/harness" "$per" hash "$cp_hash" "$cp_pw" ;;
   sqlite) "${common[@]}" CHECKPASSWORD_DB="sqlite:$work/users.sqlite" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
   csqlite) "$work/harness" "$per" "$login" "$work/c_sqlite_login" "$work/users.sqlite" 192.0.2.1 /bin/true ;;
   wrong | unknown)
     local l="$login"
-    if [ "$1" = wrong ]; then l="bench@$domain:not-$pw"; else l="nobody@$domain:$pw"; fi
+    if [ "$1" = wrong ]; then l="bench@$cp_domain:not-$cp_pw"; else l="nobody@$cp_domain:$cp_pw"; fi
     "${common[@]}" CHECKPASSWORD_DB="sqlite:$work/users.sqlite" HARNESS_ANY_STATUS=1 \
       CHECKPASSWORD_LOCKOUT_FAILURES=0 CHECKPASSWORD_LOCKOUT_IP_FAILURES=0 \
       "$work/harness" "$per" "$l" "$cp_bin" /bin/true ;;
