@@ -93,6 +93,11 @@ mkdir -p "$cp_dbdir/pg"
 chown postgres:postgres "$cp_dbdir/pg"
 (cd / && runuser -u postgres -- "$cp_pg_bin/initdb" -D "$cp_dbdir/pg/data" -U postgres \
   --auth-local=trust --auth-host=scram-sha-256 >"$cp_dbdir/pg-initdb.log" 2>&1)
+# Two roles that log in over TCP by the older password methods, md5 and password
+# (cleartext), for the test of those (the test creates the roles); the first matching
+# line counts, so these go before initdb's own.
+sed -i '1i host cptest cpmd5 127.0.0.1/32 md5\nhost cptest cpclear 127.0.0.1/32 password' \
+  "$cp_dbdir/pg/data/pg_hba.conf"
 cat >"$cp_dbdir/pg-ctl" <<CTL
 #!/bin/bash
 set -eu

@@ -1560,6 +1560,61 @@ fn mysql_authentication_forms() {
     }
 }
 
+/// The password methods older servers and pg_hba.conf files still use: md5 (a salted
+/// challenge) and password (cleartext), against the real server; a refusal is 111 with
+/// the server's message, never a wrong user password.
+#[test]
+fn postgres_password_methods() {
+    let w = World::new(Kind::Pg);
+    w.add("pia", "pw");
+    // scripts/test.d/10-databases.sh routes these two roles' TCP logins to md5 and
+    // password; they act as cptest (its tables, its ownership of what they create).
+    run_sql(
+        Kind::Pg,
+        None,
+        "DROP ROLE IF EXISTS cpmd5; DROP ROLE IF EXISTS cpclear; \
+         SET password_encryption = 'md5'; \
+         CREATE ROLE cpmd5 LOGIN PASSWORD 'md5-pw' IN ROLE cptest; \
+         RESET password_encryption; \
+         CREATE ROLE cpclear LOGIN PASSWORD 'clear-pw' IN ROLE cptest; \
+         ALTER ROLE cpmd5 SET role = 'cptest'; ALTER ROLE cpclear SET role = 'cptest';",
+    )
+    .unwrap();
+    let stored = run_sql(
+        Kind::Pg,
+        None,
+        "SELECT left(rolpassword, 3) FROM pg_authid WHERE rolname = 'cpmd5';",
+    )
+    .unwrap();
+    assert_eq!(stored.trim(), "md5", "cpmd5's password is stored as md5");
+    let url = env_or_fail("CHECKPASSWORD_TEST_PG_URL");
+    let server = url.split_once('@').expect("user@host in the URL").1;
+    let input = format!("{}\0pw\0\0", w.login("pia"));
+    for (role, pw, want, what) in [
+        ("cpmd5", "md5-pw", 0, "md5"),
+        ("cpmd5", "nope", 111, "md5, wrong password"),
+        ("cpclear", "clear-pw", 0, "cleartext"),
+        ("cpclear", "nope", 111, "cleartext, wrong password"),
+    ] {
+        let o = w.call(
+            Some(input.as_bytes()),
+            &[(
+                "CHECKPASSWORD_DB",
+                &format!("postgres://{role}:{pw}@{server}"),
+            )],
+            &["/bin/true"],
+        );
+        assert_code(&o, want, what);
+        if want == 111 {
+            assert!(
+                stderr(&o).contains("password authentication failed"),
+                "{what}: {}",
+                show(&o)
+            );
+        }
+    }
+}
+
 #[test]
 fn postgres_unix_socket() {
     let w = World::new(Kind::Pg);
