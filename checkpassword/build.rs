@@ -1,6 +1,6 @@
 //! Places the C functions a login runs (hot-symbols.txt: bundled SQLite, libxcrypt) side
 //! by side at the start of the program text, so that starting checkpassword faults in a
-//! few dozen pages of code rather than pages spread over 2 MB: 7 page faults fewer and
+//! few dozen pages of code rather than pages spread over 1.7 MB: 7 page faults fewer and
 //! ~0.06 ms less a login on the benchmark VM (bench/checkpassword/ab.sh);
 //! bench/checkpassword/hot-symbols.sh regenerates the list.
 //!

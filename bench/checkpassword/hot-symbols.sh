@@ -2,7 +2,7 @@
 # Regenerates checkpassword/hot-symbols.txt: the C functions (bundled SQLite, libxcrypt)
 # that one SQLite login runs, which checkpassword/build.rs asks the linker to place side
 # by side at the start of the program text. A login then touches a few dozen contiguous
-# pages of code instead of pages spread over 2 MB: 7 page faults fewer per start, ~0.06 ms
+# pages of code instead of pages spread over 1.7 MB: 7 page faults fewer per start, ~0.06 ms
 # of a login on the benchmark VM (bench/checkpassword/ab.sh, paired A/B).
 #
 # Only C names go in: they stay the same from build to build, where Rust's mangled

@@ -47,8 +47,6 @@ echo "$cp_schema $cp_row" | "$CHECKPASSWORD_TEST_MYSQL_CTL" sql
 echo "$cp_schema ALTER TABLE vpopmail OWNER TO cptest; $cp_row" | "$CHECKPASSWORD_TEST_PG_CTL" sql >/dev/null
 
 mysock=${CHECKPASSWORD_TEST_MYSQL_SOCKET_URL#*socket=}
-common=("${cp_env[@]}")
-login=$cp_login
 
 # Rounds alternate between the configurations so that load from elsewhere on the
 # machine hits them alike; each figure is the median of the rounds' medians (p90 alike).
@@ -60,27 +58,27 @@ names=(floor hash sqlite csqlite wrong unknown mysql cmysql mysqlnf pg pgsock)
 declare -A med p90
 run_one() {
   case "$1" in
-  floor) "$work/harness" "$per" "$login" /bin/true ;;
+  floor) "$work/harness" "$per" "$cp_login" /bin/true ;;
   hash) "$work/harness" "$per" hash "$cp_hash" "$cp_pw" ;;
-  sqlite) "${common[@]}" CHECKPASSWORD_DB="sqlite:$work/users.sqlite" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
-  csqlite) "$work/harness" "$per" "$login" "$work/c_sqlite_login" "$work/users.sqlite" 192.0.2.1 /bin/true ;;
+  sqlite) "${cp_env[@]}" CHECKPASSWORD_DB="sqlite:$work/users.sqlite" "$work/harness" "$per" "$cp_login" "$cp_bin" /bin/true ;;
+  csqlite) "$work/harness" "$per" "$cp_login" "$work/c_sqlite_login" "$work/users.sqlite" 192.0.2.1 /bin/true ;;
   wrong | unknown)
-    local l="$login"
+    local l="$cp_login"
     if [ "$1" = wrong ]; then l="bench@$cp_domain:not-$cp_pw"; else l="nobody@$cp_domain:$cp_pw"; fi
-    "${common[@]}" CHECKPASSWORD_DB="sqlite:$work/users.sqlite" HARNESS_ANY_STATUS=1 \
+    "${cp_env[@]}" CHECKPASSWORD_DB="sqlite:$work/users.sqlite" HARNESS_ANY_STATUS=1 \
       CHECKPASSWORD_LOCKOUT_FAILURES=0 CHECKPASSWORD_LOCKOUT_IP_FAILURES=0 \
       "$work/harness" "$per" "$l" "$cp_bin" /bin/true ;;
-  mysql) "${common[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_MYSQL_SOCKET_URL" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
+  mysql) "${cp_env[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_MYSQL_SOCKET_URL" "$work/harness" "$per" "$cp_login" "$cp_bin" /bin/true ;;
   mysqlnf)
     # The same, with the server not syncing its log at each commit (a common setting
     # on mail servers): shows what our lastauth write costs the server, which the C
     # lookup-only client does not pay.
     echo "SET GLOBAL innodb_flush_log_at_trx_commit = 2" | "$CHECKPASSWORD_TEST_MYSQL_CTL" sql
-    "${common[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_MYSQL_SOCKET_URL" "$work/harness" "$per" "$login" "$cp_bin" /bin/true
+    "${cp_env[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_MYSQL_SOCKET_URL" "$work/harness" "$per" "$cp_login" "$cp_bin" /bin/true
     echo "SET GLOBAL innodb_flush_log_at_trx_commit = 1" | "$CHECKPASSWORD_TEST_MYSQL_CTL" sql ;;
-  cmysql) "$work/harness" "$per" "$login" "$work/c_mysql_login" "$mysock" cptest cp-pw cptest /bin/true ;;
-  pg) "${common[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_PG_URL" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
-  pgsock) "${common[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_PG_SOCKET_URL" "$work/harness" "$per" "$login" "$cp_bin" /bin/true ;;
+  cmysql) "$work/harness" "$per" "$cp_login" "$work/c_mysql_login" "$mysock" cptest cp-pw cptest /bin/true ;;
+  pg) "${cp_env[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_PG_URL" "$work/harness" "$per" "$cp_login" "$cp_bin" /bin/true ;;
+  pgsock) "${cp_env[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_PG_SOCKET_URL" "$work/harness" "$per" "$cp_login" "$cp_bin" /bin/true ;;
   esac
 }
 for r in $(seq 1 "$rounds"); do
