@@ -7,6 +7,7 @@ pub mod dns;
 pub mod dnstxt;
 pub mod env;
 pub mod errstr;
+pub mod fd;
 pub mod getopt;
 pub mod hostport;
 pub mod ident;
