@@ -157,7 +157,7 @@ impl Rbl {
         let found = match self.lookup_resolver() {
             None => Err(Self::timed_out()),
             Some(r) => match message {
-                None => ucspi::dnstxt::txt_of(&r, &name),
+                None => r.txt_of(&name),
                 Some(m) => r.ipv4_of(&name).map(|v| {
                     if v.is_empty() {
                         Vec::new()

@@ -409,6 +409,23 @@ fn errors_and_exit_codes_match_djb() {
     assert_eq!(b.status.code(), Some(100));
 }
 
+#[test]
+fn host_names_too_long_for_dns_are_protocol_errors_as_djb() {
+    // Refused by djbdns's dns_domain_fromdot (error_proto) before any query is sent.
+    dns();
+    let label = "a".repeat(64);
+    let dotted = format!("{label}.example");
+    let long = "abcdefg.".repeat(32);
+    for host in [dotted.as_str(), label.as_str(), long.as_str()] {
+        let (a, b) = both(&["-RHl0", host, "25", "true"], b"");
+        assert_same(&a, &b, &[], host);
+        assert_eq!(
+            String::from_utf8_lossy(&b.stderr),
+            format!("tcpclient: fatal: temporarily unable to figure out IP address for {host}: protocol error\n")
+        );
+    }
+}
+
 /// A listener whose accept queue is full, so that further connects to it hang (the SYN
 /// is dropped), to test connect time-outs on loopback.
 fn black_hole(ip: &str, port: u16) -> (TcpListener, Vec<std::net::TcpStream>) {

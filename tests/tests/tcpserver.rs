@@ -225,6 +225,35 @@ fn usage_and_startup_errors_match_djb() {
 }
 
 #[test]
+fn host_names_too_long_for_dns_are_protocol_errors_as_djb() {
+    // djbdns's dns_domain_fromdot refuses a label over 63 bytes or a name over 255 with
+    // error_proto before anything is sent; DNSCACHEIP keeps any stray query on loopback.
+    let label = "a".repeat(64);
+    let dotted = format!("{label}.example");
+    let long = "abcdefg.".repeat(32);
+    for host in [dotted.as_str(), label.as_str(), long.as_str()] {
+        let run = |bin: &Path| {
+            let mut c = Command::new(bin);
+            c.args(["-HR", host, "0", "true"])
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .env("DNSCACHEIP", "127.0.0.1");
+            let o = run_with_input(&mut c, b"", Duration::from_secs(10));
+            (
+                o.status.code(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        };
+        let (a, b) = (run(&djb()), run(&ours()));
+        assert_eq!(a, b, "host {host}");
+        assert_eq!(
+            b.1,
+            format!("tcpserver: fatal: temporarily unable to figure out IP address for {host}: protocol error\n")
+        );
+    }
+}
+
+#[test]
 fn bind_conflict_matches_djb() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();

@@ -1,7 +1,11 @@
 //! A small stub resolver with djbdns's client semantics: servers from `$DNSCACHEIP`, else
 //! the `nameserver` lines of /etc/resolv.conf, else 127.0.0.1; recursion wanted; UDP with
 //! TCP on truncation; PTR answers are the first PTR record, lower-cased, in djbdns's
-//! presentation form (odd bytes as `\ooo`); A/AAAA answers are every address record.
+//! presentation form (odd bytes as `\ooo`); A/AAAA answers are every address record; TXT
+//! answers (rblsmtpd's `-r`) the character-strings of every TXT record, concatenated, as
+//! djbdns's `dns_txt`. A name that does not fit the wire form (a label over 63 bytes, a
+//! name over 255) is djbdns's `error_proto`, so the programs' messages end in "protocol
+//! error" as djb's do.
 //!
 //! It is hand-written over blocking sockets instead of using hickory: hickory-resolver's
 //! sync API starts a tokio runtime per resolver, which a forked per-connection child must
@@ -18,6 +22,7 @@ pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(4);
 
 const T_A: u16 = 1;
 const T_PTR: u16 = 12;
+const T_TXT: u16 = 16;
 const T_AAAA: u16 = 28;
 const C_IN: u16 = 1;
 const MAX_SERVERS: usize = 16;
@@ -91,6 +96,12 @@ impl Resolver {
                 Ipv6Addr::from(a)
             })
             .collect())
+    }
+
+    /// The text of `name`'s TXT records (presentation form); empty when there is none.
+    pub fn txt_of(&self, name: &[u8]) -> io::Result<Vec<u8>> {
+        let reply = self.query(&from_dot(name)?, T_TXT)?;
+        txt_strings(&reply)
     }
 
     /// Whether `name` has an address record equal to `ip` (the paranoid check).
@@ -385,9 +396,10 @@ pub fn reverse_name(ip: IpAddr) -> Vec<u8> {
     w
 }
 
-/// Presentation form to wire form: labels split at dots, `\ooo` escapes decoded.
+/// Presentation form to wire form: labels split at dots, `\ooo` escapes decoded. Too
+/// long a label or name is `EPROTO`, as djbdns's `dns_domain_fromdot` says.
 pub fn from_dot(name: &[u8]) -> io::Result<Vec<u8>> {
-    let bad = || io::Error::from_raw_os_error(libc::EINVAL);
+    let bad = proto_err;
     let mut out = Vec::with_capacity(name.len() + 2);
     let mut label = Vec::with_capacity(63);
     let mut i = 0;
@@ -556,6 +568,24 @@ fn first_ptr(p: &[u8]) -> io::Result<Option<Vec<u8>>> {
     Ok(found)
 }
 
+/// The character-strings of every TXT record of the answer, concatenated.
+fn txt_strings(p: &[u8]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    each_answer(p, |t, c, pos, len| {
+        if t != T_TXT || c != C_IN {
+            return Ok(true);
+        }
+        let mut data = &p[pos..pos + len];
+        while let Some((&n, rest)) = data.split_first() {
+            let s = rest.get(..usize::from(n)).ok_or_else(proto_err)?;
+            out.extend_from_slice(s);
+            data = &rest[s.len()..];
+        }
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
 fn addresses(p: &[u8], qtype: u16) -> io::Result<Vec<Vec<u8>>> {
     let want = if qtype == T_A { 4 } else { 16 };
     let mut v = Vec::new();
@@ -579,6 +609,36 @@ mod tests {
         assert_eq!(to_dot(b"\x00"), b".");
         assert_eq!(from_dot(b"a\\040b.c.").unwrap(), b"\x03a b\x01c\x00");
         assert_eq!(from_dot(b"localhost").unwrap(), b"\x09localhost\x00");
+        let proto = |r: io::Result<Vec<u8>>| r.unwrap_err().raw_os_error();
+        assert_eq!(proto(from_dot(&[b'a'; 64])), Some(libc::EPROTO));
+        assert_eq!(from_dot(&[b'a'; 63]).unwrap().len(), 65);
+        let long = [&b"abcdefg."[..]; 32].concat();
+        assert_eq!(proto(from_dot(&long)), Some(libc::EPROTO));
+    }
+
+    #[test]
+    fn txt_records_concatenated() {
+        let mut r = vec![0, 1, 0x81, 0x80, 0, 1, 0, 3, 0, 0, 0, 0];
+        r.extend_from_slice(b"\x01x\x00\x00\x10\x00\x01");
+        for (t, data) in [
+            (T_TXT, &b"\x03abc\x02de"[..]),
+            (T_A, &b"\x7f\x00\x00\x02"[..]),
+            (T_TXT, &b"\x01f"[..]),
+        ] {
+            r.extend_from_slice(&[0xc0, 12]);
+            r.extend_from_slice(&t.to_be_bytes());
+            r.extend_from_slice(&[0, 1, 0, 0, 0, 9]);
+            r.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            r.extend_from_slice(data);
+        }
+        assert_eq!(txt_strings(&r).unwrap(), b"abcdef");
+        r.truncate(r.len() - 1);
+        assert!(txt_strings(&r).is_err());
+        // A string longer than its record is an error, not an over-read.
+        let mut r = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        r.extend_from_slice(b"\x01x\x00\x00\x10\x00\x01");
+        r.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 9, 0, 2, 5, b'f']);
+        assert!(txt_strings(&r).is_err());
     }
 
     #[test]

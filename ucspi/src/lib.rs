@@ -4,7 +4,6 @@
 pub mod addr;
 pub mod cdb;
 pub mod dns;
-pub mod dnstxt;
 pub mod env;
 pub mod errstr;
 pub mod fd;
