@@ -5,13 +5,15 @@ use std::ffi::OsString;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::ffi::OsStrExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
 
 use ucspi::env::{set_tcp_vars, Connection, Env};
-use ucspi::getopt::{parse, scan_ulong, Opt};
+use ucspi::fmt::scan_ulong;
+use ucspi::getopt::{parse, Opt};
 use ucspi::hostport::{client_addresses, port_number, LookupError, Want};
-use ucspi::msg::{write_line, Msg, EXIT_TEMP};
-use ucspi::sock::{check, local_addr, set_int, to_sockaddr};
+use ucspi::msg::{write_line, Line, Msg, EXIT_TEMP};
 
 pub const USAGE: &str = "tcpclient [ -hHrRdDqQv ] [ -i localip ] [ -p localport ] [ -T timeoutconn ] [ -l localname ] [ -t timeoutinfo ] host port program";
 const SPEC: &str = "46dDvqQhHrRi:p:t:T:l:";
@@ -128,26 +130,16 @@ pub fn parse_args(args: &[OsString]) -> Result<Config, Usage> {
 
 /// How one connection attempt ended.
 enum Attempt {
-    Connected(i32),
+    Connected(Socket),
     TimedOut,
     Failed(io::Error),
 }
 
-fn close(fd: i32) {
-    // SAFETY: closing a descriptor this process owns.
-    unsafe { libc::close(fd) };
-}
-
-/// djb's `timeoutconn`: a non-blocking connect waited for up to `secs` seconds (plus
-/// iopause's 20 ms of slack, so `-T 0` still lets a loopback connect finish).
+/// djb's `timeoutconn`: a connect waited for up to `secs` seconds (plus iopause's 20 ms
+/// of slack, so `-T 0` still lets a loopback connect finish), from `-i`/`-p`'s address.
 fn attempt(msg: &Msg, c: &Config, ip: IpAddr, port: u16, secs: u64) -> Attempt {
-    let domain = if ip.is_ipv6() {
-        libc::AF_INET6
-    } else {
-        libc::AF_INET
-    };
-    // SAFETY: plain socket(2).
-    let s = match check(unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) }) {
+    let remote = SocketAddr::new(ip, port);
+    let s = match Socket::new(Domain::for_address(remote), Type::STREAM, None) {
         Ok(s) => s,
         Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to create socket"], &e),
     };
@@ -156,71 +148,25 @@ fn attempt(msg: &Msg, c: &Config, ip: IpAddr, port: u16, secs: u64) -> Attempt {
         (_, IpAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         (_, IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
-    let (sa, len) = to_sockaddr(&SocketAddr::new(local_ip, c.local_port));
-    // SAFETY: binding to a sockaddr of the given length.
-    if let Err(e) =
-        check(unsafe { libc::bind(s, (&sa as *const libc::sockaddr_storage).cast(), len) })
-    {
+    if let Err(e) = s.bind(&SocketAddr::new(local_ip, c.local_port).into()) {
         msg.fatal_sys(EXIT_TEMP, &[b"unable to bind socket"], &e);
     }
-    // SAFETY: fcntl flag changes on our socket.
-    let flags = unsafe { libc::fcntl(s, libc::F_GETFL) };
-    // SAFETY: as above.
-    unsafe { libc::fcntl(s, libc::F_SETFL, flags | libc::O_NONBLOCK) };
-    let (ra, rlen) = to_sockaddr(&SocketAddr::new(ip, port));
-    // SAFETY: connecting to a sockaddr of the given length.
-    let r = unsafe { libc::connect(s, (&ra as *const libc::sockaddr_storage).cast(), rlen) };
-    if r == -1 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINPROGRESS) {
-            close(s);
-            return Attempt::Failed(e);
+    let wait = Duration::from_secs(secs.min(1 << 30)) + Duration::from_millis(20);
+    match s.connect_timeout(&remote.into(), wait) {
+        Ok(()) => Attempt::Connected(s),
+        // The wait ran out (socket2 says so without an errno; the kernel's own ETIMEDOUT
+        // is a failure like any other).
+        Err(e) if e.kind() == io::ErrorKind::TimedOut && e.raw_os_error().is_none() => {
+            Attempt::TimedOut
         }
-        let end =
-            Instant::now() + Duration::from_secs(secs.min(1 << 30)) + Duration::from_millis(20);
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                close(s);
-                return Attempt::TimedOut;
-            }
-            let mut p = libc::pollfd {
-                fd: s,
-                events: libc::POLLOUT,
-                revents: 0,
-            };
-            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-            // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(&mut p, 1, ms) } > 0 {
-                break;
-            }
-        }
-        let mut err: libc::c_int = 0;
-        let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: SO_ERROR into an int of the given size.
-        unsafe {
-            libc::getsockopt(
-                s,
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut err as *mut libc::c_int).cast(),
-                &mut l,
-            )
-        };
-        if err != 0 {
-            close(s);
-            return Attempt::Failed(io::Error::from_raw_os_error(err));
-        }
+        Err(e) => Attempt::Failed(e),
     }
-    // SAFETY: back to blocking for the program.
-    unsafe { libc::fcntl(s, libc::F_SETFL, flags) };
-    Attempt::Connected(s)
 }
 
 /// djb's two passes: with several addresses, pass 1 gives each `x` seconds and keeps
 /// those that timed out for pass 2 with `y` seconds; a single address gets `x+y` at once.
 /// Other failures are reported as they happen.
-fn connect_any(msg: &Msg, c: &Config, ips: Vec<IpAddr>, port: u16) -> Option<i32> {
+fn connect_any(msg: &Msg, c: &Config, ips: Vec<IpAddr>, port: u16) -> Option<Socket> {
     let mut t = c.conn_timeout;
     if ips.len() == 1 {
         t = [t[0].saturating_add(t[1]), 0];
@@ -239,16 +185,14 @@ fn connect_any(msg: &Msg, c: &Config, ips: Vec<IpAddr>, port: u16) -> Option<i32
                 Attempt::Failed(e) => e,
             };
             if c.verbosity > 0 {
-                let mut ipt = Vec::new();
-                ucspi::env::ip_text(ip, &mut ipt);
-                write_line(&[
-                    b"tcpclient: unable to connect to ",
-                    &ipt,
-                    b" port ",
-                    port.to_string().as_bytes(),
-                    b": ",
-                    ucspi::errstr::io_str(&e).as_bytes(),
-                ]);
+                Line::new()
+                    .push(b"tcpclient: unable to connect to ")
+                    .ip(ip)
+                    .push(b" port ")
+                    .num(port.into())
+                    .push(b": ")
+                    .push(ucspi::errstr::io_str(&e).as_bytes())
+                    .write();
             }
         }
         todo = again;
@@ -256,19 +200,10 @@ fn connect_any(msg: &Msg, c: &Config, ips: Vec<IpAddr>, port: u16) -> Option<i32
     None
 }
 
-fn peer_addr(fd: i32) -> io::Result<SocketAddr> {
-    // SAFETY: an all-zero sockaddr_storage is a valid out-parameter.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: getpeername into a buffer of the given size.
-    check(unsafe {
-        libc::getpeername(
-            fd,
-            (&mut ss as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    })?;
-    ucspi::sock::from_sockaddr(&ss).ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
+/// A socket's local or remote address, or the error message's errno.
+fn address(a: io::Result<socket2::SockAddr>) -> io::Result<SocketAddr> {
+    a?.as_socket()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
 }
 
 /// djb's tcpclient takes `dns_name4`'s answer as it is: no PTR record gives an empty
@@ -306,26 +241,24 @@ pub fn run(c: &Config) -> ! {
         ucspi::msg::exit(EXIT_TEMP)
     };
     if c.nodelay {
-        let _ = set_int(s, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        let _ = s.set_tcp_nodelay(true);
     }
-    let local = local_addr(s)
+    let local = address(s.local_addr())
         .unwrap_or_else(|e| msg.fatal_sys(EXIT_TEMP, &[b"unable to get local address"], &e));
     let res = ucspi::dns::Resolver::from_env();
     let local_host = match &c.local_name {
         Some(n) => Some(n.clone()),
         None => ptr_name(&res, local.ip()),
     };
-    let remote = peer_addr(s)
+    let remote = address(s.peer_addr())
         .unwrap_or_else(|e| msg.fatal_sys(EXIT_TEMP, &[b"unable to get remote address"], &e));
     if c.verbosity >= 2 {
-        let mut ipt = Vec::new();
-        ucspi::env::ip_text(remote.ip(), &mut ipt);
-        write_line(&[
-            b"tcpclient: connected to ",
-            &ipt,
-            b" port ",
-            remote.port().to_string().as_bytes(),
-        ]);
+        Line::new()
+            .push(b"tcpclient: connected to ")
+            .ip(remote.ip())
+            .push(b" port ")
+            .num(remote.port().into())
+            .write();
     }
     let remote_host = if c.remote_host {
         ptr_name(&res, remote.ip())
@@ -354,20 +287,21 @@ pub fn run(c: &Config) -> ! {
         },
         &mut scratch,
     );
-    if let Err(e) = crate::fdio::fd_move(6, s) {
-        msg.fatal_sys(EXIT_TEMP, &[b"unable to set up descriptor 6"], &e);
-    }
-    if let Err(e) = crate::fdio::fd_copy(7, 6) {
+    let six = match ucspi::fd::move_to(6, s.into()) {
+        Ok(fd) => fd,
+        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to set up descriptor 6"], &e),
+    };
+    if let Err(e) = ucspi::fd::copy_to(7, six) {
         msg.fatal_sys(EXIT_TEMP, &[b"unable to set up descriptor 7"], &e);
     }
-    let e = crate::fdio::exec_with(&c.program[0], &c.program, &env);
+    let e = ucspi::exec::run(&c.program[0], &c.program, &env);
     msg.fatal_sys(EXIT_TEMP, &[b"unable to run ", c.program[0].as_bytes()], &e)
 }
 
 /// main: close fds 6 and 7 (a stale one must not be taken for the socket), parse, run.
 pub fn main_with(args: &[OsString]) -> ! {
-    close(6);
-    close(7);
+    let _ = nix::unistd::close(6);
+    let _ = nix::unistd::close(7);
     match parse_args(args) {
         Ok(c) => run(&c),
         Err(Usage(_, true)) => ucspi::msg::exit(ucspi::msg::EXIT_USAGE),

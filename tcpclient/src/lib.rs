@@ -3,6 +3,5 @@
 
 pub mod client;
 pub mod crlf;
-pub mod fdio;
 pub mod rbl;
 pub mod relay;

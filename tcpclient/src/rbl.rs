@@ -14,8 +14,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use ucspi::dns::{Resolver, LOOKUP_DEADLINE};
-use ucspi::getopt::{parse, scan_ulong, Opt};
-use ucspi::msg::{write_line, Msg, EXIT_TEMP};
+use ucspi::fd::{self, Want};
+use ucspi::fmt::scan_ulong;
+use ucspi::getopt::{parse, Opt};
+use ucspi::msg::{write_line, Line, Msg, EXIT_TEMP};
 
 pub const USAGE: &str =
     "rblsmtpd [ -b ] [ -R ] [ -t timeout ] [ -r base ] [ -a base ] smtpd [ arg ... ]";
@@ -254,32 +256,14 @@ pub fn apply_options(rbl: &mut Rbl, args: &[OsString]) -> Option<usize> {
     Some(first)
 }
 
-/// Waits up to `end` for input on fd 0. `Ok(false)` at the deadline.
+/// Waits up to `end` for input on fd 0; false at the deadline. A failed wait counts as
+/// input, so that the read which follows reports it.
 fn wait_input(end: Instant) -> bool {
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        let mut p = libc::pollfd {
-            fd: 0,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, ms) };
-        if r > 0 {
-            return true;
-        }
-        if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return true;
-        }
-    }
+    fd::wait(io::stdin(), Want::Read, end).unwrap_or(true)
 }
 
 fn out(b: &[u8]) {
-    let _ = crate::fdio::write_all(1, b);
+    let _ = fd::write_all(io::stdout(), b);
 }
 
 /// Longest command line kept; the rest of a longer line is read and dropped.
@@ -302,7 +286,7 @@ pub fn converse(message: &[u8], timeout: u64) {
         if !wait_input(end) {
             return;
         }
-        let n = match crate::fdio::read(0, &mut buf) {
+        let n = match fd::read(io::stdin(), &mut buf) {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
@@ -343,14 +327,14 @@ fn quiet_for(secs: u64) -> bool {
 }
 
 fn log_line(ip: &[u8], message: &[u8]) {
-    write_line(&[
-        b"rblsmtpd: ",
-        ip,
-        b" pid ",
-        std::process::id().to_string().as_bytes(),
-        b": ",
-        message,
-    ]);
+    Line::new()
+        .push(b"rblsmtpd: ")
+        .push(ip)
+        .push(b" pid ")
+        .num(std::process::id().into())
+        .push(b": ")
+        .push(message)
+        .write();
 }
 
 /// rblsmtpd's main after argv[0]. Returns only through exit or exec.
@@ -379,7 +363,7 @@ pub fn main_with(args: &[OsString]) -> ! {
         ucspi::msg::exit(0);
     }
     let prog = &args[first..];
-    let e = crate::fdio::exec_with(&prog[0], prog, &ucspi::env::Env::from_process());
+    let e = ucspi::exec::run_argv(prog);
     msg.fatal_sys(EXIT_TEMP, &[b"unable to run ", prog[0].as_bytes()], &e)
 }
 

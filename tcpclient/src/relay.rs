@@ -3,12 +3,17 @@
 //! and stdout) and of mconnect-io.
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, signal, SigHandler, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, pipe, ForkResult};
+use ucspi::fd::{move_to, read, write_all};
 use ucspi::msg::{Msg, EXIT_TEMP};
 
 use crate::crlf::{add_cr, FixCr};
-use crate::fdio::{exec_argv, fd_move, read, write_all};
 
 /// What the copier does with each chunk it moves.
 pub enum Mode {
@@ -42,135 +47,146 @@ pub fn record_lines(pid: &[u8], dir: &[u8], mut buf: &[u8], log: &mut Vec<u8>) {
     }
 }
 
+/// Copies `from` to `to` through `filter` until end of input; `finish` may add a tail.
+/// Errors are the read or write failure, tagged by which side failed.
+pub fn filter_copy(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    mut filter: impl FnMut(&[u8], &mut Vec<u8>),
+    finish: impl FnOnce(&mut Vec<u8>),
+) -> Result<(), Side> {
+    let mut buf = [0u8; 8192];
+    let mut out = Vec::with_capacity(2 * buf.len());
+    loop {
+        let n = read(from, &mut buf).map_err(Side::Read)?;
+        out.clear();
+        if n == 0 {
+            finish(&mut out);
+            return write_all(to, &out).map_err(Side::Write);
+        }
+        filter(&buf[..n], &mut out);
+        write_all(to, &out).map_err(Side::Write)?;
+    }
+}
+
+/// Which end of a copy failed.
+#[derive(Debug)]
+pub enum Side {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// A filter between stdin and stdout (addcr, delcr): exit 0 at end of input, 111 when a
+/// read or write failed.
+pub fn filter_stdio(
+    filter: impl FnMut(&[u8], &mut Vec<u8>),
+    finish: impl FnOnce(&mut Vec<u8>),
+) -> ! {
+    let r = filter_copy(io::stdin().as_fd(), io::stdout().as_fd(), filter, finish);
+    ucspi::msg::exit(if r.is_ok() { 0 } else { EXIT_TEMP })
+}
+
+fn ignore_sigpipe() {
+    // SAFETY: ignoring a signal installs no handler.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+}
+
 /// Starts `argv` behind a copier: forks, the child copies stdin→program and
 /// program→stdout through `mode`, the parent execs the program. Returns only on error
 /// (after printing it and exiting).
 pub fn run_behind_copier(msg: &Msg, argv: &[OsString], mut mode: Mode) -> ! {
-    let mut to_prog = [0i32; 2];
-    let mut from_prog = [0i32; 2];
-    // SAFETY: pipe(2) into two-element arrays.
-    if unsafe { libc::pipe(to_prog.as_mut_ptr()) } == -1
-        || unsafe { libc::pipe(from_prog.as_mut_ptr()) } == -1
-    {
-        msg.fatal_sys(
-            EXIT_TEMP,
-            &[b"unable to create pipe"],
-            &std::io::Error::last_os_error(),
-        );
-    }
+    let (to_prog, from_prog) = match pipe().and_then(|a| pipe().map(|b| (a, b))) {
+        Ok(p) => p,
+        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to create pipe"], &e.into()),
+    };
     if let Mode::Record(pid) = &mut mode {
         pid.clear();
         let _ = write!(pid, "{}", std::process::id());
     }
     // SAFETY: fork in a single-threaded process; the child only copies and exits.
-    match unsafe { libc::fork() } {
-        -1 => msg.fatal_sys(
-            EXIT_TEMP,
-            &[b"unable to fork"],
-            &std::io::Error::last_os_error(),
-        ),
-        0 => {
-            // SAFETY: ignoring SIGPIPE and closing our copies of the program's ends.
-            unsafe {
-                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-                libc::close(to_prog[0]);
-                libc::close(from_prog[1]);
-            }
-            copy_both(to_prog[1], from_prog[0], &mut mode);
+    match unsafe { fork() } {
+        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to fork"], &e.into()),
+        Ok(ForkResult::Child) => {
+            ignore_sigpipe();
+            // The program's ends of the pipes are not the copier's.
+            drop((to_prog.0, from_prog.1));
+            copy_both(to_prog.1, from_prog.0, &mut mode);
             ucspi::msg::exit(0);
         }
-        _ => {}
+        Ok(ForkResult::Parent { .. }) => {}
     }
-    // SAFETY: closing the copier's ends in the parent.
-    unsafe {
-        libc::close(to_prog[1]);
-        libc::close(from_prog[0]);
-    }
-    if let Err(e) = fd_move(0, to_prog[0]).and_then(|()| fd_move(1, from_prog[1])) {
+    drop((to_prog.1, from_prog.0));
+    if let Err(e) = move_to(0, to_prog.0).and_then(|_| move_to(1, from_prog.1)) {
         msg.fatal_sys(EXIT_TEMP, &[b"unable to move descriptors"], &e);
     }
-    let e = exec_argv(argv);
+    let e = ucspi::exec::run_argv(argv);
     use std::os::unix::ffi::OsStrExt;
     msg.fatal_sys(EXIT_TEMP, &[b"unable to run ", argv[0].as_bytes()], &e)
 }
 
-/// One direction of the copier: read when its buffer is empty, write when it is not.
-struct Dir {
-    from: i32,
-    to: i32,
-    buf: Vec<u8>,
-    done: bool,
-}
-
 /// The copier's loop: stdin → `left` (the program's stdin), `right` (its stdout) →
-/// stdout, until both directions reach end of file or fail.
-fn copy_both(left: i32, right: i32, mode: &mut Mode) {
-    let mut dirs = [
-        Dir {
-            from: 0,
-            to: left,
-            buf: Vec::with_capacity(2 * CHUNK),
-            done: false,
-        },
-        Dir {
-            from: right,
-            to: 1,
-            buf: Vec::with_capacity(2 * CHUNK),
-            done: false,
-        },
-    ];
+/// stdout, until both directions reach end of file or fail. Each direction reads when
+/// its buffer is empty and writes when it is not.
+fn copy_both(left: OwnedFd, right: OwnedFd, mode: &mut Mode) {
+    // Closed (so that the program sees end of file) once its direction is done.
+    let mut left = Some(left);
+    let mut bufs = [Vec::with_capacity(2 * CHUNK), Vec::with_capacity(2 * CHUNK)];
+    let mut done = [false, false];
     let mut raw = [0u8; CHUNK];
     let mut log = Vec::with_capacity(4 * CHUNK);
+    let (stdin, stdout) = (io::stdin(), io::stdout());
     loop {
-        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(2);
-        let mut which = Vec::with_capacity(2);
-        for (i, d) in dirs.iter().enumerate() {
-            if d.done {
+        let ready = {
+            let ends = [
+                (stdin.as_fd(), left.as_ref().map(|l| l.as_fd())),
+                (right.as_fd(), Some(stdout.as_fd())),
+            ];
+            let mut fds: Vec<PollFd> = Vec::with_capacity(2);
+            let mut which = Vec::with_capacity(2);
+            for (i, (from, to)) in ends.iter().enumerate() {
+                if done[i] {
+                    continue;
+                }
+                match (bufs[i].is_empty(), to) {
+                    (true, _) => fds.push(PollFd::new(*from, PollFlags::POLLIN)),
+                    (false, Some(to)) => fds.push(PollFd::new(*to, PollFlags::POLLOUT)),
+                    (false, None) => continue,
+                }
+                which.push(i);
+            }
+            if fds.is_empty() {
+                return;
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            }
+            let mut ready = [false, false];
+            for (p, &i) in fds.iter().zip(&which) {
+                ready[i] = p.revents().is_some_and(|r| !r.is_empty());
+            }
+            ready
+        };
+        for i in 0..2 {
+            if !ready[i] {
                 continue;
             }
-            let (fd, ev) = if d.buf.is_empty() {
-                (d.from, libc::POLLIN)
-            } else {
-                (d.to, libc::POLLOUT)
-            };
-            fds.push(libc::pollfd {
-                fd,
-                events: ev,
-                revents: 0,
-            });
-            which.push(i);
-        }
-        if fds.is_empty() {
-            return;
-        }
-        // SAFETY: polling a live array of pollfds.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if r < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return;
-        }
-        for (p, &i) in fds.iter().zip(&which) {
-            if p.revents == 0 {
-                continue;
-            }
-            let d = &mut dirs[i];
-            if d.buf.is_empty() {
-                let n = read(d.from, &mut raw).unwrap_or(0);
-                let arrow: &[u8] = if i == 0 { b" < " } else { b" > " };
+            let arrow: &[u8] = if i == 0 { b" < " } else { b" > " };
+            if bufs[i].is_empty() {
+                let from = if i == 0 { stdin.as_fd() } else { right.as_fd() };
+                let n = read(from, &mut raw).unwrap_or(0);
                 if n == 0 {
-                    d.done = true;
+                    done[i] = true;
                     if i == 0 {
-                        // SAFETY: closing the program's stdin pipe: it sees end of file.
-                        unsafe { libc::close(left) };
+                        left = None;
                     }
                     if let Mode::Record(pid) = mode {
                         log.clear();
                         log.extend_from_slice(pid);
                         log.extend_from_slice(arrow);
                         log.extend_from_slice(b"[EOF]\n");
-                        let _ = write_all(2, &log);
+                        let _ = write_all(io::stderr(), &log);
                     }
                     continue;
                 }
@@ -178,25 +194,29 @@ fn copy_both(left: i32, right: i32, mode: &mut Mode) {
                     Mode::Record(pid) => {
                         log.clear();
                         record_lines(pid, arrow, &raw[..n], &mut log);
-                        let _ = write_all(2, &log);
-                        d.buf.extend_from_slice(&raw[..n]);
+                        let _ = write_all(io::stderr(), &log);
+                        bufs[i].extend_from_slice(&raw[..n]);
                     }
                     Mode::FixCr(a, b) => {
                         let f = if i == 0 { a } else { b };
-                        f.feed(&raw[..n], &mut d.buf);
+                        f.feed(&raw[..n], &mut bufs[i]);
                     }
                 }
             } else {
                 // The buffer is at most 512 bytes, below PIPE_BUF: one write empties it
                 // into a pipe that polled writable.
-                if write_all(d.to, &d.buf).is_err() {
-                    d.done = true;
+                let to = if i == 0 {
+                    left.as_ref().map(|l| l.as_fd())
+                } else {
+                    Some(stdout.as_fd())
+                };
+                if to.is_none_or(|to| write_all(to, &bufs[i]).is_err()) {
+                    done[i] = true;
                     if i == 0 {
-                        // SAFETY: as above.
-                        unsafe { libc::close(left) };
+                        left = None;
                     }
                 }
-                d.buf.clear();
+                bufs[i].clear();
             }
         }
     }
@@ -205,28 +225,30 @@ fn copy_both(left: i32, right: i32, mode: &mut Mode) {
 /// mconnect-io: a forked child copies stdin to fd 7 adding CR before LF; this process
 /// copies fd 6 to stdout unchanged; when the server's side ends, the child is stopped.
 pub fn mconnect_io(msg: &Msg) -> ! {
-    // SAFETY: SIGPIPE ignored so that a closed socket is an error, not a death.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // A closed socket is then an error, not a death.
+    ignore_sigpipe();
+    let (six, seven) = match ucspi::fd::interface(6).and_then(|s| Ok((s, ucspi::fd::interface(7)?)))
+    {
+        Ok(fds) => fds,
+        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to read descriptor 6"], &e),
+    };
     // SAFETY: fork in a single-threaded process.
-    let pid = unsafe { libc::fork() };
-    if pid == -1 {
-        msg.fatal_sys(
-            EXIT_TEMP,
-            &[b"unable to fork"],
-            &std::io::Error::last_os_error(),
-        );
-    }
-    if pid == 0 {
-        let r = crate::fdio::filter_copy(0, 7, add_cr, |_| {});
-        ucspi::msg::exit(if r.is_ok() { 0 } else { EXIT_TEMP });
-    }
-    let r = crate::fdio::filter_copy(6, 1, |b, o| o.extend_from_slice(b), |_| {});
-    // SAFETY: stopping and reaping our own child.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-        let mut st = 0;
-        libc::waitpid(pid, &mut st, 0);
-    }
+    let child = match unsafe { fork() } {
+        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to fork"], &e.into()),
+        Ok(ForkResult::Child) => {
+            let r = filter_copy(io::stdin().as_fd(), seven, add_cr, |_| {});
+            ucspi::msg::exit(if r.is_ok() { 0 } else { EXIT_TEMP });
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    let r = filter_copy(
+        six,
+        io::stdout().as_fd(),
+        |b, o| o.extend_from_slice(b),
+        |_| {},
+    );
+    let _ = kill(child, Signal::SIGTERM);
+    let _ = waitpid(child, None);
     ucspi::msg::exit(if r.is_ok() { 0 } else { EXIT_TEMP })
 }
 

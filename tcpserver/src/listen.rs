@@ -3,10 +3,12 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
 
+use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+use socket2::{Domain, Socket, Type};
 use ucspi::hostport::{client_addresses, LookupError, Want};
-use ucspi::msg::{Msg, EXIT_TEMP};
-use ucspi::sock::{check, local_addr, set_int, to_sockaddr};
+use ucspi::msg::{Line, Msg, EXIT_TEMP};
 
 use crate::options::{Config, Family};
 
@@ -67,9 +69,8 @@ pub fn resolve_host(host: &[u8], family: Family) -> Result<Bind, HostError> {
     }
 }
 
-/// Everything djb's main does before the accept loop. Returns the listening fd (non-
-/// blocking, close-on-exec, never 0 or 1) and its address.
-pub fn setup(c: &Config, msg: &Msg) -> (i32, SocketAddr) {
+/// The address to bind: host, port and, for a link-local IPv6 address, `-I`'s scope.
+fn address(c: &Config, msg: &Msg) -> (SocketAddr, bool) {
     let Some(port) = ucspi::hostport::port_number(&c.port) else {
         msg.fatal(
             EXIT_TEMP,
@@ -85,102 +86,72 @@ pub fn setup(c: &Config, msg: &Msg) -> (i32, SocketAddr) {
         ),
         Err(HostError::NoAddress) => msg.fatal(EXIT_TEMP, &[b"no IP address for ", &c.host]),
     };
-    let domain = if bind.ip.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    // SAFETY: plain socket(2).
-    let fd = match check(unsafe {
-        libc::socket(
-            domain,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    }) {
-        Ok(fd) => fd,
-        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to create socket"], &e),
-    };
-    let _ = set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
-    if domain == libc::AF_INET6 {
-        let _ = set_int(
-            fd,
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            libc::c_int::from(bind.v6only),
-        );
-    }
     let mut addr = SocketAddr::new(bind.ip, port);
     if let (Some(name), SocketAddr::V6(a)) = (&c.interface, &mut addr) {
-        let index = std::ffi::CString::new(name.as_slice())
-            .ok()
-            // SAFETY: a NUL-terminated interface name.
-            .map_or(0, |n| unsafe { libc::if_nametoindex(n.as_ptr()) });
-        if index == 0 {
-            msg.fatal(EXIT_TEMP, &[b"unknown interface ", name])
+        match nix::net::if_::if_nametoindex(name.as_slice()) {
+            Ok(index) if index != 0 => a.set_scope_id(index),
+            _ => msg.fatal(EXIT_TEMP, &[b"unknown interface ", name]),
         }
-        a.set_scope_id(index);
     }
-    let (sa, len) = to_sockaddr(&addr);
-    // SAFETY: sa/len describe a valid address.
-    if let Err(e) =
-        check(unsafe { libc::bind(fd, (&sa as *const libc::sockaddr_storage).cast(), len) })
-    {
+    (addr, bind.v6only)
+}
+
+/// Everything djb's main does before the accept loop. Returns the listening socket (non-
+/// blocking, close-on-exec, never fd 0 or 1).
+pub fn setup(c: &Config, msg: &Msg) -> Socket {
+    let (addr, v6only) = address(c, msg);
+    let sock = match Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None) {
+        Ok(s) => s,
+        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to create socket"], &e),
+    };
+    let _ = sock.set_reuse_address(true);
+    if addr.is_ipv6() {
+        let _ = sock.set_only_v6(v6only);
+    }
+    if let Err(e) = sock.bind(&addr.into()) {
         msg.fatal_sys(EXIT_TEMP, &[b"unable to bind"], &e)
     }
-    let local = match local_addr(fd) {
-        Ok(a) => a,
+    let local = match sock.local_addr().map(|a| a.as_socket()) {
+        Ok(Some(a)) => a,
+        Ok(None) => msg.fatal_sys(
+            EXIT_TEMP,
+            &[b"unable to get local address"],
+            &io::Error::from_raw_os_error(libc::EAFNOSUPPORT),
+        ),
         Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to get local address"], &e),
     };
-    // SAFETY: listen(2) on our socket.
-    if let Err(e) = check(unsafe { libc::listen(fd, c.backlog) }) {
+    if let Err(e) = sock.listen(c.backlog) {
         msg.fatal_sys(EXIT_TEMP, &[b"unable to listen"], &e)
     }
     if c.gid != 0 {
-        let g = c.gid as libc::gid_t;
-        // SAFETY: one gid from a live variable; setgid with a plain number.
-        if let Err(e) =
-            check(unsafe { libc::setgroups(1, &g) }).and_then(|_| check(unsafe { libc::setgid(g) }))
-        {
-            msg.fatal_sys(EXIT_TEMP, &[b"unable to set gid"], &e)
+        let g = Gid::from_raw(c.gid);
+        if let Err(e) = setgroups(&[g]).and_then(|_| setgid(g)) {
+            msg.fatal_sys(EXIT_TEMP, &[b"unable to set gid"], &e.into())
         }
     }
     if c.uid != 0 {
-        // SAFETY: setuid with a plain number.
-        if let Err(e) = check(unsafe { libc::setuid(c.uid as libc::uid_t) }) {
-            msg.fatal_sys(EXIT_TEMP, &[b"unable to set uid"], &e)
+        if let Err(e) = setuid(Uid::from_raw(c.uid)) {
+            msg.fatal_sys(EXIT_TEMP, &[b"unable to set uid"], &e.into())
         }
     }
     if c.print_port {
-        let mut b = ucspi::env::itoa_buf();
-        let mut line = ucspi::env::fmt_u64(&mut b, u64::from(local.port())).to_vec();
-        line.push(b'\n');
-        // SAFETY: writing a live buffer to fd 1.
-        unsafe { libc::write(1, line.as_ptr().cast(), line.len()) };
+        let mut line = Line::new();
+        line.num(u64::from(local.port())).push(b"\n");
+        let _ = ucspi::fd::write_all(io::stdout(), line.as_bytes());
     }
-    // The server keeps fd 0 and 1 closed, as djb's; keep the listener above them.
-    let fd = if fd <= 1 {
-        // SAFETY: duplicating our own socket to a number >= 3.
-        let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-        if n < 0 {
-            msg.fatal_sys(
-                EXIT_TEMP,
-                &[b"unable to create socket"],
-                &io::Error::last_os_error(),
-            )
+    // The server keeps fds 0 and 1 closed, as djb's; keep the listener above them (std's
+    // try_clone duplicates to 3 or more, close-on-exec).
+    let sock = if sock.as_raw_fd() <= 1 {
+        match OwnedFd::from(sock).try_clone() {
+            Ok(fd) => Socket::from(fd),
+            Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to create socket"], &e),
         }
-        // SAFETY: closing the original after the dup.
-        unsafe { libc::close(fd) };
-        n
     } else {
-        fd
+        sock
     };
-    // SAFETY: closing our own fds 0 and 1, as djb's server does.
-    unsafe {
-        libc::close(0);
-        libc::close(1);
-    }
-    (fd, local)
+    let _ = nix::unistd::close(0);
+    let _ = nix::unistd::close(1);
+    sock
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
-use ucspi::getopt::{self, scan_ulong, Opt};
+use ucspi::fmt::scan_ulong;
+use ucspi::getopt::{self, Opt};
 use ucspi::msg::{write_line, EXIT_USAGE};
 
 /// djb's usage line, unchanged so that scripts and log scanners see the same text; the
@@ -35,7 +37,7 @@ pub struct Config {
     /// client over it.
     pub per_ip: u64,
     pub per_ip_msg: Vec<u8>,
-    pub rules: Option<CString>,
+    pub rules: Option<PathBuf>,
     pub allow_no_rules: bool,
     pub banner: Vec<u8>,
     pub uid: u32,
@@ -147,7 +149,7 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                         None => Vec::new(),
                     };
                 }
-                b'x' => c.rules = Some(cstring(v.as_bytes())),
+                b'x' => c.rules = Some(PathBuf::from(v)),
                 b'B' => c.banner = v.as_bytes().to_vec(),
                 b'g' => c.gid = num(&v) as u32,
                 b'u' => c.uid = num(&v) as u32,

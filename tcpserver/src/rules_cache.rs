@@ -10,9 +10,9 @@
 //! more than faults) and any file the parent cannot read are left to the child, which
 //! opens them itself and reports errors with djb's warning.
 
-use std::ffi::CStr;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 /// Largest rules file kept in the parent.
 pub const MAX_CACHED: u64 = 1 << 20;
@@ -38,11 +38,8 @@ fn identity(m: &std::fs::Metadata) -> Identity {
 }
 
 impl RulesCache {
-    /// Brings the copy up to date with the file at `path`.
-    pub fn refresh(&mut self, path: &CStr) {
-        let p = std::path::Path::new(
-            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path.to_bytes()),
-        );
+    /// Brings the copy up to date with the file at `p`.
+    pub fn refresh(&mut self, p: &Path) {
         let Ok(meta) = std::fs::metadata(p) else {
             self.id = None;
             return;
@@ -86,7 +83,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rules-cache-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("r.cdb");
-        let path = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
+        let path = f.clone();
         let mut c = RulesCache::default();
         c.refresh(&path);
         assert_eq!(c.bytes(), None);

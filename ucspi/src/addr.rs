@@ -5,7 +5,9 @@
 //! [`v6_bits`]). Both are what tcprules writes and what the lookup builds from a client's
 //! address, so any spelling of an address in a rules file matches.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::fmt::{fmt_u64, itoa_buf};
 
 /// ucspi-tcp6's letters for the 1-bits of an IPv4 address: bit k (from the top) is
 /// `LETTERS4[k]` when set, `0` when clear.
@@ -48,6 +50,46 @@ pub fn v6_full(ip: Ipv6Addr, out: &mut Vec<u8>) {
         for shift in [12, 8, 4, 0] {
             out.push(HEX[usize::from((seg >> shift) & 15)]);
         }
+    }
+}
+
+/// The text of an address as the TCP variables carry it: dotted quad for IPv4 and for
+/// v4-mapped IPv6 peers, compressed form (`::1`) otherwise.
+pub fn ip_text(ip: IpAddr, out: &mut Vec<u8>) {
+    let v4 = match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4,
+            None => {
+                let _ = std::io::Write::write_fmt(out, format_args!("{v6}"));
+                return;
+            }
+        },
+        IpAddr::V4(v4) => v4,
+    };
+    // By hand: the formatting machinery costs more than the rest of a child's setup.
+    for (i, o) in v4.octets().iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        let mut b = itoa_buf();
+        out.extend_from_slice(fmt_u64(&mut b, u64::from(*o)));
+    }
+}
+
+/// The address a client is counted and named by: a v4-mapped IPv6 peer as its IPv4
+/// address.
+pub fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether the connection is IPv6 on the wire (a v4-mapped peer counts as IPv4).
+pub fn is_v6(a: &SocketAddr) -> bool {
+    match a {
+        SocketAddr::V4(_) => false,
+        SocketAddr::V6(v6) => v6.ip().to_ipv4_mapped().is_none(),
     }
 }
 
@@ -123,6 +165,19 @@ mod tests {
         assert_eq!(parse_v4_strict(b"1.2.3.256"), None);
         assert_eq!(parse_v4_strict(b"1.2.3.4."), None);
         assert_eq!(parse_v4_strict(b"1.2..4"), None);
+    }
+
+    #[test]
+    fn ip_texts() {
+        let mut t = Vec::new();
+        ip_text("10.0.255.1".parse().unwrap(), &mut t);
+        assert_eq!(t, b"10.0.255.1");
+        t.clear();
+        ip_text("::ffff:127.0.0.2".parse().unwrap(), &mut t);
+        assert_eq!(t, b"127.0.0.2");
+        t.clear();
+        ip_text("2001:db8::1".parse().unwrap(), &mut t);
+        assert_eq!(t, b"2001:db8::1");
     }
 
     #[test]

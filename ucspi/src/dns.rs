@@ -118,7 +118,7 @@ impl Resolver {
     pub fn query(&self, qname: &[u8], qtype: u16) -> io::Result<Vec<u8>> {
         let start = Instant::now();
         let end = start + self.deadline;
-        let id = random_u16();
+        let id = random_u32() as u16;
         let mut packet = Vec::with_capacity(qname.len() + 16);
         packet.extend_from_slice(&id.to_be_bytes());
         packet.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
@@ -359,18 +359,21 @@ fn tcp_exchange(server: IpAddr, packet: &[u8], wait: Duration) -> io::Result<Vec
     Ok(reply)
 }
 
-fn random_u16() -> u16 {
-    let mut b = [0u8; 2];
-    // SAFETY: getrandom writes at most 2 bytes into the live buffer.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 2, 0) };
-    if n != 2 {
+/// Four bytes from the kernel's random source (query ids, djbdns's address shuffle);
+/// should getrandom fail, the clock and pid, which still differ from query to query.
+pub(crate) fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    // SAFETY: getrandom writes at most 4 bytes into the live buffer. No wrapper: nix has
+    // none, and std's is not public.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 4, 0) };
+    if n != 4 {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        return (t ^ std::process::id()) as u16;
+        return t ^ std::process::id();
     }
-    u16::from_ne_bytes(b)
+    u32::from_ne_bytes(b)
 }
 
 /// `4.3.2.1.in-addr.arpa` or the ip6.arpa nibble name, in wire form.

@@ -1,12 +1,14 @@
 //! The environment handed to a ucspi program: the TCP* variables (set, or removed when
-//! unknown, never left stale), rules settings on top, and djb's `pathexec` to run it.
-//! Entries are kept NUL-terminated so that `envp` is a list of pointers into them.
+//! unknown, never left stale) and rules settings on top. Entries are kept NUL-terminated
+//! so that `envp` is a list of pointers into them (see [`crate::exec`]).
 
-use std::ffi::CStr;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::raw::c_char;
 use std::os::unix::ffi::OsStrExt;
+
+use crate::addr::{ip_text, is_v6};
+use crate::exec::CStrArray;
+use crate::fmt::{fmt_u64, itoa_buf};
 
 /// An environment being built for execve: `NAME=value\0` entries in order.
 #[derive(Clone, Debug, Default)]
@@ -133,11 +135,13 @@ impl Env {
             .map(|e| &e[name.len() + 1..e.len() - 1])
     }
 
-    /// NULL-terminated pointers for execve: the entries of `self` that `overlay` does not
-    /// name, then the variables `overlay` sets. Valid while neither is changed.
-    pub fn envp_with(&self, overlay: &Env) -> Vec<*const c_char> {
+    /// The envp for execve: the entries of `self` that `overlay` does not name, then the
+    /// variables `overlay` sets.
+    pub fn envp_with<'a>(&'a self, overlay: &'a Env) -> CStrArray<'a> {
         let mut v: Vec<*const c_char> =
             Vec::with_capacity(self.entries.len() + overlay.entries.len() + 1);
+        // Every entry is `NAME=value\0` or an overlay's `NAME\0` (see `set`/`unset`), one
+        // NUL at its end, as CStrArray requires.
         let names: Vec<&[u8]> = overlay.entries.iter().map(|o| Self::name_of(o)).collect();
         let mut sigs: u64 = 0;
         for n in &names {
@@ -160,15 +164,14 @@ impl Env {
                 v.push(o.as_ptr().cast());
             }
         }
-        v.push(std::ptr::null());
-        v
+        CStrArray::of_terminated(v)
     }
 
-    /// NULL-terminated pointers for execve; valid while `self` is not changed.
-    pub fn envp(&self) -> Vec<*const c_char> {
-        let mut v: Vec<*const c_char> = self.entries.iter().map(|e| e.as_ptr().cast()).collect();
-        v.push(std::ptr::null());
-        v
+    /// The envp for execve.
+    pub fn envp(&self) -> CStrArray<'_> {
+        let mut v: Vec<*const c_char> = Vec::with_capacity(self.entries.len() + 1);
+        v.extend(self.entries.iter().map(|e| e.as_ptr().cast::<c_char>()));
+        CStrArray::of_terminated(v)
     }
 
     /// Entries without their NULs (removals of an overlay left out).
@@ -177,38 +180,6 @@ impl Env {
             .iter()
             .filter(|e| e.contains(&b'='))
             .map(|e| &e[..e.len() - 1])
-    }
-}
-
-/// The text of an address as the TCP variables carry it: dotted quad for IPv4 and for
-/// v4-mapped IPv6 peers, compressed form (`::1`) otherwise.
-pub fn ip_text(ip: IpAddr, out: &mut Vec<u8>) {
-    use std::io::Write;
-    let v4 = match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4,
-            None => {
-                let _ = write!(out, "{v6}");
-                return;
-            }
-        },
-        IpAddr::V4(v4) => v4,
-    };
-    // By hand: the formatting machinery costs more than the rest of a child's setup.
-    for (i, o) in v4.octets().iter().enumerate() {
-        if i > 0 {
-            out.push(b'.');
-        }
-        let mut b = itoa_buf();
-        out.extend_from_slice(fmt_u64(&mut b, u64::from(*o)));
-    }
-}
-
-/// Whether the connection is IPv6 on the wire (a v4-mapped peer counts as IPv4).
-pub fn is_v6(a: &SocketAddr) -> bool {
-    match a {
-        SocketAddr::V4(_) => false,
-        SocketAddr::V6(v6) => v6.ip().to_ipv4_mapped().is_none(),
     }
 }
 
@@ -280,103 +251,11 @@ pub fn set_tcp_vars(env: &mut Env, c: &Connection<'_>, scratch: &mut Vec<u8>) {
         SocketAddr::V6(a) => a.scope_id(),
         SocketAddr::V4(_) => 0,
     };
-    if scope != 0 {
-        let mut name = [0u8; libc::IF_NAMESIZE];
-        // SAFETY: the buffer is IF_NAMESIZE bytes as if_indextoname requires.
-        let p = unsafe { libc::if_indextoname(scope, name.as_mut_ptr().cast()) };
-        if !p.is_null() {
-            // SAFETY: if_indextoname wrote a NUL-terminated name into `name`.
-            let s = unsafe { CStr::from_ptr(name.as_ptr().cast()) };
-            env.set(b"TCP6INTERFACE", s.to_bytes());
-        }
-    } else {
-        env.unset(b"TCP6INTERFACE");
-    }
-}
-
-/// A buffer for [`fmt_u64`].
-pub fn itoa_buf() -> [u8; 20] {
-    [0u8; 20]
-}
-
-/// Decimal text of `n` in `buf`, without allocating.
-pub fn fmt_u64(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
-}
-
-/// Appends a log field as djb's `safecats`: bytes below 33 or above 126, `%` and `:`
-/// become `?`; at most 100 bytes are kept, and `...` marks a cut (djb's loop adds it
-/// whenever the field reaches 100 bytes, even one of exactly 100).
-pub fn sanitize_field(out: &mut Vec<u8>, field: &[u8]) {
-    for (i, &c) in field.iter().enumerate() {
-        if i == 100 || c == 0 {
-            if i == 100 {
-                out.extend_from_slice(b"...");
-            }
-            return;
-        }
-        out.push(if !(33..=126).contains(&c) || c == b'%' || c == b':' {
-            b'?'
-        } else {
-            c
-        });
-    }
-    if field.len() >= 100 {
-        out.extend_from_slice(b"...");
-    }
-}
-
-/// djb's `pathexec_run`: a name with a `/` is run as is; otherwise each `$PATH` element
-/// is tried (empty = `.`, PATH unset = `/bin:/usr/bin`), remembering the first error
-/// other than "not found"; EACCES, EPERM and EISDIR go on searching. Returns only on
-/// failure.
-///
-/// # Safety
-/// `argv` and `envp` must be NULL-terminated arrays of valid C strings.
-pub unsafe fn pathexec(
-    prog: &[u8],
-    argv: &[*const c_char],
-    envp: &[*const c_char],
-    path: Option<&[u8]>,
-) -> io::Error {
-    let mut buf = Vec::with_capacity(prog.len() + 256);
-    if prog.contains(&b'/') {
-        buf.extend_from_slice(prog);
-        buf.push(0);
-        // SAFETY: buf is NUL-terminated; argv/envp per the caller's contract.
-        unsafe { libc::execve(buf.as_ptr().cast(), argv.as_ptr(), envp.as_ptr()) };
-        return io::Error::last_os_error();
-    }
-    let path = path.unwrap_or(b"/bin:/usr/bin");
-    let mut saved: Option<io::Error> = None;
-    for dir in path.split(|&c| c == b':') {
-        buf.clear();
-        buf.extend_from_slice(if dir.is_empty() { b"." } else { dir });
-        buf.push(b'/');
-        buf.extend_from_slice(prog);
-        buf.push(0);
-        // SAFETY: as above.
-        unsafe { libc::execve(buf.as_ptr().cast(), argv.as_ptr(), envp.as_ptr()) };
-        let e = io::Error::last_os_error();
-        let code = e.raw_os_error().unwrap_or(0);
-        if code != libc::ENOENT {
-            let keep_going = matches!(code, libc::EACCES | libc::EPERM | libc::EISDIR);
-            saved = Some(e);
-            if !keep_going {
-                return saved.unwrap_or_else(|| io::Error::from_raw_os_error(code));
-            }
-        }
-    }
-    saved.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+    // An interface that went away meanwhile leaves the variable unset, not stale.
+    let name = (scope != 0)
+        .then(|| nix::net::if_::if_indextoname(scope).ok())
+        .flatten();
+    env.set_opt(b"TCP6INTERFACE", name.as_ref().map(|n| n.to_bytes()));
 }
 
 #[cfg(test)]
@@ -393,7 +272,7 @@ mod tests {
         assert_eq!(e.get(b"A"), Some(&b"3"[..]));
         assert_eq!(e.get(b"B"), None);
         assert_eq!(e.entries().collect::<Vec<_>>(), vec![&b"A=3"[..]]);
-        assert_eq!(e.envp().len(), 2);
+        assert_eq!(e.envp().as_ptrs().len(), 2);
     }
 
     #[test]
@@ -408,16 +287,18 @@ mod tests {
         o.set(b"NEW", b"y");
         o.set(b"NEW", b"z");
         assert_eq!(o.get(b"GONE"), None);
-        let p = base.envp_with(&o);
+        let e = base.envp_with(&o);
+        let p = e.as_ptrs();
         let got: Vec<&[u8]> = p[..p.len() - 1]
             .iter()
             // SAFETY: the pointers point at NUL-terminated entries of base and o.
-            .map(|&c| unsafe { CStr::from_ptr(c) }.to_bytes())
+            .map(|&c| unsafe { std::ffi::CStr::from_ptr(c) }.to_bytes())
             .collect();
         assert_eq!(got, [&b"KEEP=1"[..], b"CHANGED=x", b"NEW=z"]);
         assert!(p.last().unwrap().is_null());
+        let before = p.to_vec();
         base.index();
-        assert_eq!(base.envp_with(&o), p);
+        assert_eq!(base.envp_with(&o).as_ptrs(), &before[..]);
     }
 
     #[test]
@@ -436,9 +317,6 @@ mod tests {
         set_tcp_vars(&mut e, &c, &mut s);
         assert_eq!(e.get(b"PROTO"), Some(&b"TCP"[..]));
         assert_eq!(e.get(b"TCPREMOTEIP"), Some(&b"127.0.0.2"[..]));
-        let mut t = Vec::new();
-        ip_text("10.0.255.1".parse().unwrap(), &mut t);
-        assert_eq!(t, b"10.0.255.1");
         assert_eq!(e.get(b"TCPREMOTEPORT"), Some(&b"4000"[..]));
         assert_eq!(e.get(b"TCPREMOTEHOST"), None);
         assert_eq!(e.get(b"TCPREMOTEINFO"), Some(&b""[..]));
@@ -453,25 +331,5 @@ mod tests {
         assert_eq!(e.get(b"TCPREMOTEIP"), Some(&b"::1"[..]));
         assert_eq!(e.get(b"TCP6REMOTEIP"), Some(&b"::1"[..]));
         assert_eq!(e.get(b"TCP6LOCALHOST"), Some(&b"0"[..]));
-    }
-
-    #[test]
-    fn log_fields() {
-        let mut o = Vec::new();
-        sanitize_field(&mut o, b"a:b%c d\x7f\x01");
-        assert_eq!(o, b"a?b?c?d??");
-        o.clear();
-        sanitize_field(&mut o, &[b'x'; 100]);
-        assert_eq!(o.len(), 103);
-        o.clear();
-        sanitize_field(&mut o, &[b'x'; 99]);
-        assert_eq!(o.len(), 99);
-    }
-
-    #[test]
-    fn numbers() {
-        let mut b = itoa_buf();
-        assert_eq!(fmt_u64(&mut b, 0), b"0");
-        assert_eq!(fmt_u64(&mut b, u64::MAX), b"18446744073709551615");
     }
 }

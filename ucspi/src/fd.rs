@@ -6,7 +6,7 @@
 //! the time left is recomputed after an interrupted poll in one place.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use nix::errno::Errno;
@@ -84,35 +84,60 @@ pub fn is_open(fd: RawFd) -> bool {
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
 
+/// A descriptor a ucspi interface hands this program (a client program's 6 and 7, a
+/// filter's 0 and 1), borrowed for the rest of the process; `EBADF` when it is not open.
+pub fn interface(fd: RawFd) -> io::Result<BorrowedFd<'static>> {
+    if !is_open(fd) {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: the number is open, and an interface descriptor is never closed by this
+    // process (descriptors it takes over, like checkpassword's fd 3, go through
+    // [`take_interface`] instead).
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
+/// A descriptor a ucspi interface hands this program to use up and close (checkpassword's
+/// fd 3); `None` when it is not open.
+pub fn take_interface(fd: RawFd) -> Option<OwnedFd> {
+    if !is_open(fd) {
+        return None;
+    }
+    // SAFETY: the number is open and, being the caller's interface descriptor, owned by
+    // nothing else in this process; the caller calls this once, before opening anything.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// djb's `fd_copy`: descriptor `to` becomes a copy of `from` (dup2 closes what `to` was).
 /// The copy has no close-on-exec flag, so it reaches the program exec'd next.
-pub fn copy_to(to: RawFd, from: impl AsFd) -> io::Result<()> {
+pub fn copy_to(to: RawFd, from: impl AsFd) -> io::Result<BorrowedFd<'static>> {
     if from.as_fd().as_raw_fd() == to {
-        return keep_on_exec(from);
+        fcntl(&from, FcntlArg::F_SETFD(FdFlag::empty()))?;
+        // SAFETY: `from` is open and is `to` itself, an interface descriptor that this
+        // process never closes.
+        return Ok(unsafe { BorrowedFd::borrow_raw(to) });
     }
-    // SAFETY: `to` is one of the numbers a ucspi interface names; this process owns no
-    // other handle to it, and the new descriptor is handed to the next program, not to a
-    // Rust owner that could close it twice.
+    // SAFETY: `to` is one of the numbers a ucspi interface names and this process owns no
+    // other handle to it; the copy (which dup2 gives no close-on-exec flag) is left to
+    // the program exec'd next.
     let copy = unsafe { nix::unistd::dup2_raw(from, to) }?;
-    let _ = copy.into_raw_fd();
-    Ok(())
+    Ok(give_up(copy))
 }
 
 /// djb's `fd_move`: `from` is copied onto `to` and closed; when it already is `to`, it
 /// only loses its close-on-exec flag.
-pub fn move_to(to: RawFd, from: OwnedFd) -> io::Result<()> {
+pub fn move_to(to: RawFd, from: OwnedFd) -> io::Result<BorrowedFd<'static>> {
     if from.as_raw_fd() == to {
-        keep_on_exec(&from)?;
-        let _ = from.into_raw_fd();
-        return Ok(());
+        fcntl(&from, FcntlArg::F_SETFD(FdFlag::empty()))?;
+        return Ok(give_up(from));
     }
     copy_to(to, &from)
 }
 
-fn keep_on_exec(fd: impl AsFd) -> io::Result<()> {
-    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))
-        .map(drop)
-        .map_err(io::Error::from)
+/// An owned interface descriptor left open for the program exec'd next.
+fn give_up(fd: OwnedFd) -> BorrowedFd<'static> {
+    let raw = fd.into_raw_fd();
+    // SAFETY: nothing owns `raw` any more, so nothing in this process closes it.
+    unsafe { BorrowedFd::borrow_raw(raw) }
 }
 
 #[cfg(test)]
@@ -134,5 +159,7 @@ mod tests {
         assert!(ms_until(Instant::now()).is_none());
         assert!(is_open(w.as_raw_fd()));
         assert!(!is_open(-1));
+        assert!(interface(-1).is_err());
+        assert!(take_interface(-1).is_none());
     }
 }

@@ -97,21 +97,6 @@ pub fn parse(args: &[OsString], spec: &str) -> Result<(Vec<Opt>, usize), OptErro
     Ok((opts, i))
 }
 
-/// djb's `scan_ulong`: leading decimal digits, the rest ignored, no digits is 0. Wraps
-/// like C's unsigned long instead of failing on overflow.
-pub fn scan_ulong(s: &[u8]) -> (u64, usize) {
-    let mut v: u64 = 0;
-    let mut n = 0;
-    for &c in s {
-        if !c.is_ascii_digit() {
-            break;
-        }
-        v = v.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-        n += 1;
-    }
-    (v, n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,12 +144,5 @@ mod tests {
             OptError::Illegal(b'z').message("tcpserver"),
             b"tcpserver: illegal option -- z".to_vec()
         );
-    }
-
-    #[test]
-    fn lenient_numbers() {
-        assert_eq!(scan_ulong(b"40abc"), (40, 2));
-        assert_eq!(scan_ulong(b"abc"), (0, 0));
-        assert_eq!(scan_ulong(b""), (0, 0));
     }
 }

@@ -9,7 +9,7 @@ use crate::dns;
 /// djb's port argument: all digits is a number modulo 65536 (the empty string is 0),
 /// anything else a service name from /etc/services.
 pub fn port_number(p: &[u8]) -> Option<u16> {
-    let (v, n) = crate::getopt::scan_ulong(p);
+    let (v, n) = crate::fmt::scan_ulong(p);
     if n == p.len() {
         return Some((v % 65536) as u16);
     }
@@ -136,10 +136,7 @@ pub fn interleave(ips: Vec<IpAddr>) -> Vec<IpAddr> {
 
 fn shuffle(v: &mut [IpAddr]) {
     for i in (1..v.len()).rev() {
-        let mut b = [0u8; 4];
-        // SAFETY: getrandom writes at most 4 bytes into the live buffer.
-        unsafe { libc::getrandom(b.as_mut_ptr().cast(), 4, 0) };
-        let j = u32::from_ne_bytes(b) as usize % (i + 1);
+        let j = dns::random_u32() as usize % (i + 1);
         v.swap(i, j);
     }
 }

@@ -6,14 +6,15 @@ pub mod cdb;
 pub mod dns;
 pub mod env;
 pub mod errstr;
+pub mod exec;
 pub mod fd;
+pub mod fmt;
 pub mod getopt;
 pub mod hostport;
 pub mod ident;
 pub mod lookup;
 pub mod msg;
 pub mod rules;
-pub mod sock;
 
 // gcc's unwinder is linked in rather than loaded from libgcc_s.so at every start: one
 // shared library fewer for every program here to map and bind when it starts, and for

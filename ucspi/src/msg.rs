@@ -3,39 +3,93 @@
 //! server and its children never interleave.
 
 use std::io;
+use std::net::IpAddr;
 
 use crate::errstr;
+use crate::fd;
+use crate::fmt::{fmt_u64, itoa_buf};
 
 /// Permanent failure: bad usage or bad input.
 pub const EXIT_USAGE: i32 = 100;
 /// Temporary failure: I/O, memory, the network.
 pub const EXIT_TEMP: i32 = 111;
 
-/// Writes one complete line to fd 2 with a single write(2) where it fits.
-pub fn write_line(parts: &[&[u8]]) {
-    let mut buf = Vec::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 1);
-    for p in parts {
-        buf.extend_from_slice(p);
-    }
-    buf.push(b'\n');
-    write_all_fd2(&buf);
+/// One line of log or message output, built in one buffer and written with one
+/// write(2). Reusable: [`Line::write`] empties it, so a server's parent keeps one and
+/// allocates for its status lines once.
+#[derive(Debug, Default)]
+pub struct Line {
+    buf: Vec<u8>,
 }
 
-fn write_all_fd2(mut buf: &[u8]) {
-    while !buf.is_empty() {
-        // SAFETY: writing a valid, live buffer to fd 2.
-        let n = unsafe { libc::write(2, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return;
+impl Line {
+    pub fn new() -> Line {
+        Line {
+            buf: Vec::with_capacity(256),
         }
-        if n == 0 {
-            return;
-        }
-        buf = &buf[n as usize..];
     }
+
+    pub fn push(&mut self, b: &[u8]) -> &mut Line {
+        self.buf.extend_from_slice(b);
+        self
+    }
+
+    pub fn num(&mut self, n: u64) -> &mut Line {
+        let mut b = itoa_buf();
+        self.push(fmt_u64(&mut b, n))
+    }
+
+    /// An address as the TCP variables carry it (see [`crate::addr::ip_text`]).
+    pub fn ip(&mut self, ip: IpAddr) -> &mut Line {
+        crate::addr::ip_text(ip, &mut self.buf);
+        self
+    }
+
+    /// A field as djb's `safecats` writes it: bytes below 33 or above 126, `%` and `:`
+    /// become `?`; at most 100 bytes are kept, and `...` marks a cut (djb's loop adds it
+    /// whenever the field reaches 100 bytes, even one of exactly 100).
+    pub fn field(&mut self, field: &[u8]) -> &mut Line {
+        for (i, &c) in field.iter().enumerate() {
+            if i == 100 || c == 0 {
+                if i == 100 {
+                    self.buf.extend_from_slice(b"...");
+                }
+                return self;
+            }
+            self.buf
+                .push(if !(33..=126).contains(&c) || c == b'%' || c == b':' {
+                    b'?'
+                } else {
+                    c
+                });
+        }
+        if field.len() >= 100 {
+            self.buf.extend_from_slice(b"...");
+        }
+        self
+    }
+
+    /// The line so far, without its newline.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Writes the line and a newline to fd 2, then empties it. A failed write is dropped:
+    /// there is nowhere left to report it.
+    pub fn write(&mut self) {
+        self.buf.push(b'\n');
+        let _ = fd::write_all(io::stderr(), &self.buf);
+        self.buf.clear();
+    }
+}
+
+/// Writes one complete line to fd 2 with a single write(2) where it fits.
+pub fn write_line(parts: &[&[u8]]) {
+    let mut l = Line::new();
+    for p in parts {
+        l.push(p);
+    }
+    l.write();
 }
 
 /// A program's message writer; `quiet` silences everything, as `-q` does in djb's servers.
@@ -54,12 +108,14 @@ impl Msg {
         if self.quiet {
             return;
         }
-        let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 3);
-        all.push(self.prog.as_bytes());
-        all.push(b": ");
-        all.push(kind.as_bytes());
-        all.extend_from_slice(parts);
-        write_line(&all);
+        let mut l = Line::new();
+        l.push(self.prog.as_bytes())
+            .push(b": ")
+            .push(kind.as_bytes());
+        for p in parts {
+            l.push(p);
+        }
+        l.write();
     }
 
     /// `PROG: fatal: PARTS`, then exit with `code`.
@@ -104,4 +160,29 @@ impl Msg {
 /// Leaves without unwinding or running destructors, as djb's `_exit`.
 pub fn exit(code: i32) -> ! {
     std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_as_djb() {
+        let mut l = Line::new();
+        l.field(b"a:b%c d\x7f\x01");
+        assert_eq!(l.as_bytes(), b"a?b?c?d??");
+        let mut l = Line::new();
+        l.field(&[b'x'; 100]);
+        assert_eq!(l.as_bytes().len(), 103);
+        let mut l = Line::new();
+        l.field(&[b'x'; 99])
+            .push(b" ")
+            .num(42)
+            .push(b" ")
+            .ip("::1".parse().unwrap());
+        assert_eq!(l.as_bytes().len(), 99 + 3 + 1 + 3);
+        let mut l = Line::new();
+        l.field(b"ab\0cd");
+        assert_eq!(l.as_bytes(), b"ab");
+    }
 }

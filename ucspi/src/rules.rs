@@ -93,7 +93,7 @@ fn getnum(buf: &[u8]) -> Option<u64> {
     if !c.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(crate::getopt::scan_ulong(c).0)
+    Some(crate::fmt::scan_ulong(c).0)
 }
 
 /// Compiles rules lines; keeps its buffers between lines so a long file costs no
@@ -187,9 +187,9 @@ impl Compiler {
         while n <= top {
             self.key.clear();
             self.key.extend_from_slice(&address[..left]);
-            let mut digits = crate::env::itoa_buf();
+            let mut digits = crate::fmt::itoa_buf();
             self.key
-                .extend_from_slice(crate::env::fmt_u64(&mut digits, n));
+                .extend_from_slice(crate::fmt::fmt_u64(&mut digits, n));
             self.key.extend_from_slice(&address[right..]);
             emit(&self.key, &self.data)?;
             n += 1;

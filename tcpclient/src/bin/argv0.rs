@@ -7,7 +7,7 @@ fn main() {
     if args.len() < 2 {
         msg.usage("argv0 realname program [ arg ... ]");
     }
-    let e = tcpclient::fdio::exec_with(&args[0], &args[1..], &ucspi::env::Env::from_process());
+    let e = ucspi::exec::run(&args[0], &args[1..], &ucspi::env::Env::from_process());
     msg.fatal_sys(
         ucspi::msg::EXIT_TEMP,
         &[b"unable to run ", args[0].as_bytes()],

@@ -3,11 +3,8 @@ use std::cell::RefCell;
 
 fn main() {
     let d = RefCell::new(tcpclient::crlf::DelCr::default());
-    let r = tcpclient::fdio::filter_copy(
-        0,
-        1,
+    tcpclient::relay::filter_stdio(
         |b, o| d.borrow_mut().feed(b, o),
         |o| d.borrow_mut().finish(o),
-    );
-    ucspi::msg::exit(if r.is_ok() { 0 } else { ucspi::msg::EXIT_TEMP });
+    )
 }

@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -201,31 +200,18 @@ pub fn read_all(s: &mut TcpStream) -> Vec<u8> {
 
 /// A TCP connection from a chosen loopback source address.
 pub fn connect_from(src: IpAddr, dst: SocketAddr) -> TcpStream {
-    let dom = if dst.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    // SAFETY: plain socket calls on a fresh fd that TcpStream then owns.
-    unsafe {
-        let fd = libc::socket(dom, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0);
-        let (sa, len) = ucspi::sock::to_sockaddr(&SocketAddr::new(src, 0));
-        assert_eq!(
-            libc::bind(fd, (&sa as *const libc::sockaddr_storage).cast(), len),
-            0,
-            "bind {src}"
-        );
-        let (da, dlen) = ucspi::sock::to_sockaddr(&dst);
-        assert_eq!(
-            libc::connect(fd, (&da as *const libc::sockaddr_storage).cast(), dlen),
-            0,
-            "connect"
-        );
-        let s = TcpStream::from_raw_fd(fd);
-        s.set_read_timeout(Some(LIMIT)).unwrap();
-        s
-    }
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(dst),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    s.bind(&SocketAddr::new(src, 0).into())
+        .unwrap_or_else(|e| panic!("bind {src}: {e}"));
+    s.connect(&dst.into()).expect("connect");
+    let s = TcpStream::from(s);
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s
 }
 
 /// Writes an executable shell script and returns its path.
