@@ -80,11 +80,5 @@ pub fn compile<R: BufRead>(input: &mut R, cdb: &Path, tmp: &Path) -> Result<(), 
 
 /// close(2) with its error reported (NFS reports write errors there), unlike `drop`.
 fn close(f: File) -> io::Result<()> {
-    use std::os::fd::IntoRawFd;
-    let fd = f.into_raw_fd();
-    // SAFETY: we own fd and do not use it again.
-    if unsafe { libc::close(fd) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    nix::unistd::close(f).map_err(io::Error::from)
 }

@@ -7,16 +7,19 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use ipnet::{Ipv4Net, Ipv6Net};
+
 use crate::fmt::{fmt_u64, itoa_buf};
 
 /// ucspi-tcp6's letters for the 1-bits of an IPv4 address: bit k (from the top) is
 /// `LETTERS4[k]` when set, `0` when clear.
 const LETTERS4: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz123456";
 
-/// The first `n` bits of `ip` in ucspi-tcp6's IPv4 encoding (without the leading `_`).
-pub fn v4_bits(ip: Ipv4Addr, n: usize, out: &mut Vec<u8>) {
-    let v = u32::from(ip);
-    for (k, &letter) in LETTERS4.iter().enumerate().take(n.min(32)) {
+/// The bits of `net`'s prefix in ucspi-tcp6's IPv4 encoding (without the leading `_`).
+pub fn v4_bits(net: Ipv4Net, out: &mut Vec<u8>) {
+    let v = u32::from(net.addr());
+    let n = usize::from(net.prefix_len());
+    for (k, &letter) in LETTERS4.iter().enumerate().take(n) {
         out.push(if v & (1 << (31 - k)) != 0 {
             letter
         } else {
@@ -25,12 +28,12 @@ pub fn v4_bits(ip: Ipv4Addr, n: usize, out: &mut Vec<u8>) {
     }
 }
 
-/// The first `n` bits of `ip` in ucspi-tcp6's IPv6 encoding (without the leading `^`):
-/// a clear bit is `0`; the j-th set bit (counting from 0) is the byte 96 + j.
-pub fn v6_bits(ip: Ipv6Addr, n: usize, out: &mut Vec<u8>) {
-    let v = u128::from(ip);
+/// The bits of `net`'s prefix in ucspi-tcp6's IPv6 encoding (without the leading `^`): a
+/// clear bit is `0`; the j-th set bit (counting from 0) is the byte 96 + j.
+pub fn v6_bits(net: Ipv6Net, out: &mut Vec<u8>) {
+    let v = u128::from(net.addr());
     let mut ones: u8 = 0;
-    for k in 0..n.min(128) {
+    for k in 0..usize::from(net.prefix_len()) {
         if v & (1u128 << (127 - k)) != 0 {
             out.push(96u8.wrapping_add(ones));
             ones = ones.wrapping_add(1);
@@ -117,17 +120,30 @@ pub fn parse_v6(s: &[u8]) -> Option<Ipv6Addr> {
     std::str::from_utf8(s).ok()?.parse().ok()
 }
 
-/// Parses `ADDR/N`, returning the address text and the prefix length.
-pub fn split_prefix(s: &[u8]) -> Option<(&[u8], usize)> {
+/// Splits `ADDR/N` into the address text and a prefix length of one to three digits.
+fn split_prefix(s: &[u8]) -> Option<(&[u8], u8)> {
     let slash = s.iter().position(|&c| c == b'/')?;
     let (a, n) = (&s[..slash], &s[slash + 1..]);
     if n.is_empty() || n.len() > 3 || !n.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let n = n
-        .iter()
-        .fold(0usize, |a, &c| a * 10 + usize::from(c - b'0'));
-    Some((a, n))
+    let n = n.iter().fold(0u16, |a, &c| a * 10 + u16::from(c - b'0'));
+    Some((a, u8::try_from(n).ok()?))
+}
+
+/// An IPv4 CIDR block as a rules line writes it: a dotted quad as djb's `ip4_scan` reads
+/// one, `/`, a prefix of 1 to 32 bits (a /0 block would say what `:allow` says).
+pub fn parse_v4_net(s: &[u8]) -> Option<Ipv4Net> {
+    let (ip, n) = split_prefix(s)?;
+    (n >= 1).then_some(())?;
+    Ipv4Net::new(parse_v4_strict(ip)?, n).ok()
+}
+
+/// An IPv6 CIDR block: any IPv6 text form, `/`, a prefix of 1 to 128 bits.
+pub fn parse_v6_net(s: &[u8]) -> Option<Ipv6Net> {
+    let (ip, n) = split_prefix(s)?;
+    (n >= 1).then_some(())?;
+    Ipv6Net::new(parse_v6(ip)?, n).ok()
 }
 
 #[cfg(test)]
@@ -144,13 +160,13 @@ mod tests {
     #[test]
     fn bit_strings() {
         let mut v = Vec::new();
-        v4_bits(Ipv4Addr::new(10, 0, 0, 0), 8, &mut v);
+        v4_bits(parse_v4_net(b"10.0.0.0/8").unwrap(), &mut v);
         assert_eq!(v, b"0000e0g0");
         v.clear();
-        v4_bits(Ipv4Addr::new(255, 255, 255, 255), 32, &mut v);
+        v4_bits(Ipv4Addr::new(255, 255, 255, 255).into(), &mut v);
         assert_eq!(&v[..], &LETTERS4[..]);
         v.clear();
-        v6_bits("a000::".parse().unwrap(), 4, &mut v);
+        v6_bits(parse_v6_net(b"a000::/4").unwrap(), &mut v);
         assert_eq!(v, b"`0a0");
     }
 
@@ -185,5 +201,14 @@ mod tests {
         assert_eq!(split_prefix(b"10.0.0.0/8"), Some((&b"10.0.0.0"[..], 8)));
         assert_eq!(split_prefix(b"10.0.0.0/"), None);
         assert_eq!(split_prefix(b"10.0.0.0/x"), None);
+        assert_eq!(split_prefix(b"10.0.0.0/999"), None);
+        assert_eq!(
+            parse_v4_net(b"010.0.0.0/8").map(|n| n.prefix_len()),
+            Some(8)
+        );
+        assert!(parse_v4_net(b"10.0.0.0/0").is_none());
+        assert!(parse_v4_net(b"10.0.0.0/33").is_none());
+        assert!(parse_v6_net(b"::1/129").is_none());
+        assert!(parse_v6_net(b"::1/0").is_none());
     }
 }

@@ -106,10 +106,10 @@ fn cidr<'c>(
     key.clear();
     if let Some(v) = v6 {
         key.push(b'^');
-        addr::v6_bits(v, 128, key);
+        addr::v6_bits(v.into(), key);
     } else if let Some(v) = addr::parse_v4_strict(ip) {
         key.push(b'_');
-        addr::v4_bits(v, 32, key);
+        addr::v4_bits(v.into(), key);
     } else {
         return Ok(None);
     }

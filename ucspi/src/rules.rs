@@ -145,14 +145,10 @@ impl Compiler {
     fn djb_address(&mut self, address: &[u8], emit: &mut Emit<'_>) -> Result<(), CompileError> {
         if !address.contains(&b'=') && !address.contains(&b'@') {
             if address.contains(&b'/') {
-                let (ip, n) = addr::split_prefix(address).ok_or(CompileError::Syntax)?;
-                let ip = addr::parse_v4_strict(ip).ok_or(CompileError::Syntax)?;
-                if !(1..=32).contains(&n) {
-                    return Err(CompileError::Syntax);
-                }
+                let net = addr::parse_v4_net(address).ok_or(CompileError::Syntax)?;
                 self.key.clear();
                 self.key.push(b'_');
-                addr::v4_bits(ip, n, &mut self.key);
+                addr::v4_bits(net, &mut self.key);
                 return Ok(emit(&self.key, &self.data)?);
             }
             if let Some(dash) = address.iter().position(|&c| c == b'-') {
@@ -207,13 +203,9 @@ impl Compiler {
             self.key.extend_from_slice(&address[..=at]);
             addr::v6_full(ip, &mut self.key);
         } else if address.contains(&b'/') {
-            let (ip, n) = addr::split_prefix(address).ok_or(CompileError::Syntax)?;
-            let ip = addr::parse_v6(ip).ok_or(CompileError::Syntax)?;
-            if !(1..=128).contains(&n) {
-                return Err(CompileError::Syntax);
-            }
+            let net = addr::parse_v6_net(address).ok_or(CompileError::Syntax)?;
             self.key.push(b'^');
-            addr::v6_bits(ip, n, &mut self.key);
+            addr::v6_bits(net, &mut self.key);
         } else if let Some(ip) = addr::parse_v6(address) {
             addr::v6_full(ip, &mut self.key);
         } else if address.ends_with(b":")
