@@ -12,24 +12,32 @@ trap 'rm -rf "$W"' EXIT
 
 total() { callgrind_annotate "$1" 2>/dev/null | grep -m1 'PROGRAM TOTALS' | awk '{print $1}' | tr -d ,; }
 
-run() { # bin connections extra-valgrind-args -> prints the parent's total
+stop() { # pid: TERM, at most 10 s, then KILL
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+run() { # bin connections extra-valgrind-args -> leaves the dumps in $W, sets vp
   rm -f "$W"/out.* "$W"/port
   valgrind --tool=callgrind --trace-children=no $3 --callgrind-out-file="$W/out.%p" \
     "$1" -1 -HRl0 127.0.0.1 0 /bin/echo ok >"$W/port" 2>/dev/null &
-  local vp=$!
+  vp=$!
   for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.1; done
+  [ -s "$W/port" ] || { echo "$1 did not start" >&2; stop $vp; exit 1; }
   python3 -c "
 import socket
 for i in range($2):
     s = socket.create_connection(('127.0.0.1', $(cat "$W/port"))); s.recv(100); s.close()
 "
   sleep 0.5
-  kill -TERM $vp; wait $vp 2>/dev/null || true
+  stop $vp
 }
 
 for bin in "$DJB" "$OURS"; do
-  run "$bin" 0 ""; base=$(total "$(ls "$W"/out.* | head -1)")
-  run "$bin" 50 ""; fifty=$(total "$(ls "$W"/out.* | head -1)")
+  run "$bin" 0 ""; base=$(total "$W/out.$vp")
+  run "$bin" 50 ""; fifty=$(total "$W/out.$vp")
   per=$(( (fifty - base) / 50 ))
   run "$bin" 1 "--dump-before=execve"
   child=$(total "$(ls "$W"/out.*.1 | head -1)")
