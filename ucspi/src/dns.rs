@@ -3,23 +3,23 @@
 //! TCP on truncation; PTR answers are the first PTR record, lower-cased, in djbdns's
 //! presentation form (odd bytes as `\ooo`); A/AAAA answers are every address record.
 //!
-//! It is hand-written over blocking sockets instead of using hickory: hickory-resolver's
-//! sync API starts a tokio runtime per resolver, which a forked per-connection child must
-//! not do, and hickory-proto would pull a large dependency tree for the two record types
-//! needed here. Unlike djbdns (retries at 1, 3, 11 and 45 s, a stall of 11 s and more on a
+//! The transport is ours, over blocking sockets: hickory-resolver's sync API starts a
+//! tokio runtime per resolver, which a forked per-connection child must not do. Messages
+//! are built and parsed by hickory-proto (no runtime; an experiment measured against the
+//! hand-written version, see bench/tcpserver/callgrind-dns.sh). Unlike djbdns (retries at 1, 3, 11 and 45 s, a stall of 11 s and more on a
 //! dead server) every lookup has a hard deadline, [`LOOKUP_DEADLINE`] by default.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use hickory_proto::op::{Header, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
 /// The whole time one lookup may take, over all servers and retries.
 pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(4);
 
-const T_A: u16 = 1;
-const T_PTR: u16 = 12;
-const T_AAAA: u16 = 28;
-const C_IN: u16 = 1;
 const MAX_SERVERS: usize = 16;
 
 /// The servers to ask and the per-lookup deadline.
@@ -53,9 +53,8 @@ impl Resolver {
 
     /// The name of `ip` from its PTR record, in presentation form (`None`: no name).
     pub fn name_of(&self, ip: IpAddr) -> io::Result<Option<Vec<u8>>> {
-        let q = reverse_name(ip);
-        let reply = self.query(&q, T_PTR)?;
-        let Some(wire) = first_ptr(&reply)? else {
+        let answers = self.query(reverse_name(ip), RecordType::PTR)?;
+        let Some(wire) = first_ptr(&answers) else {
             return Ok(None);
         };
         let dot = to_dot(&wire);
@@ -67,10 +66,14 @@ impl Resolver {
         if let Some(ip) = literal_v4(name) {
             return Ok(vec![ip]);
         }
-        let reply = self.query(&from_dot(name)?, T_A)?;
-        Ok(addresses(&reply, T_A)?
-            .into_iter()
-            .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        let answers = self.query(wire_name(&from_dot(name)?)?, RecordType::A)?;
+        Ok(answers
+            .iter()
+            .filter(|r| r.dns_class == DNSClass::IN)
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
             .collect())
     }
 
@@ -82,13 +85,13 @@ impl Resolver {
         {
             return Ok(vec![ip]);
         }
-        let reply = self.query(&from_dot(name)?, T_AAAA)?;
-        Ok(addresses(&reply, T_AAAA)?
-            .into_iter()
-            .map(|b| {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(&b);
-                Ipv6Addr::from(a)
+        let answers = self.query(wire_name(&from_dot(name)?)?, RecordType::AAAA)?;
+        Ok(answers
+            .iter()
+            .filter(|r| r.dns_class == DNSClass::IN)
+            .filter_map(|r| match &r.data {
+                RData::AAAA(a) => Some(a.0),
+                _ => None,
             })
             .collect())
     }
@@ -101,19 +104,21 @@ impl Resolver {
         }
     }
 
-    /// Sends a query for (`qname` in wire form, `qtype`) and returns the accepted reply.
+    /// Sends a query for (`qname`, `qtype`, class IN) and returns the answer section of
+    /// the accepted reply (an undecodable one is `EPROTO`, as djbdns's packet parsers).
     /// Servers that fail (SERVFAIL, NOTIMP, REFUSED, garbage) are skipped; when none
     /// answers within the deadline the error is `ETIMEDOUT`, or `EAGAIN` if all refused.
-    pub fn query(&self, qname: &[u8], qtype: u16) -> io::Result<Vec<u8>> {
+    pub fn query(&self, qname: Name, qtype: RecordType) -> io::Result<Vec<Record>> {
         let start = Instant::now();
         let end = start + self.deadline;
         let id = random_u16();
-        let mut packet = Vec::with_capacity(qname.len() + 16);
-        packet.extend_from_slice(&id.to_be_bytes());
-        packet.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-        packet.extend_from_slice(qname);
-        packet.extend_from_slice(&qtype.to_be_bytes());
-        packet.extend_from_slice(&C_IN.to_be_bytes());
+        let question = Query::query(qname, qtype);
+        let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+        msg.metadata.recursion_desired = true;
+        msg.add_query(question.clone());
+        let packet = msg
+            .to_vec()
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
 
         let mut refused = false;
         let mut failed = vec![false; self.servers.len()];
@@ -128,13 +133,13 @@ impl Resolver {
                 }
                 let wait = round_timeout.min(end - now);
                 match udp_exchange(server, &packet, wait) {
-                    Ok(Some(reply)) => match check_reply(&reply, &packet) {
-                        Verdict::Good => return Ok(reply),
+                    Ok(Some(reply)) => match check_reply(&reply, id, &question) {
+                        Verdict::Good(n, at) => return answers(&reply, (n, at)),
                         Verdict::Truncated => {
                             let left = end.saturating_duration_since(Instant::now());
                             if let Ok(r) = tcp_exchange(server, &packet, left) {
-                                if check_reply(&r, &packet) == Verdict::Good {
-                                    return Ok(r);
+                                if let Verdict::Good(n, at) = check_reply(&r, id, &question) {
+                                    return answers(&r, (n, at));
                                 }
                             }
                             failed[i] = true;
@@ -254,30 +259,44 @@ pub fn literal_v4(name: &[u8]) -> Option<Ipv4Addr> {
 
 #[derive(Debug, PartialEq, Eq)]
 enum Verdict {
-    Good,
+    /// Accepted; the answer count and where the answer section starts.
+    Good(u16, usize),
     Truncated,
     Bad,
 }
 
-fn check_reply(reply: &[u8], query: &[u8]) -> Verdict {
-    if reply.len() < 12 || reply[..2] != query[..2] || reply[2] & 0x80 == 0 {
+/// Whether `reply` answers our `question` with id `id`.
+fn check_reply(reply: &[u8], id: u16, question: &Query) -> Verdict {
+    let mut d = BinDecoder::new(reply);
+    let Ok(h) = Header::read(&mut d) else {
+        return Verdict::Bad;
+    };
+    if h.metadata.id != id || h.metadata.message_type != MessageType::Response {
         return Verdict::Bad;
     }
-    // The question must be ours (names compared case-insensitively).
-    let qlen = query.len() - 12;
-    if reply.len() < 12 + qlen
-        || reply[4..6] != [0, 1]
-        || !reply[12..12 + qlen].eq_ignore_ascii_case(&query[12..])
-    {
+    // The question must be ours (hickory compares names case-insensitively).
+    if h.counts.queries != 1 || Query::read(&mut d).ok().as_ref() != Some(question) {
         return Verdict::Bad;
     }
-    if reply[2] & 0x02 != 0 {
+    if h.metadata.truncation {
         return Verdict::Truncated;
     }
-    match reply[3] & 0x0f {
-        0 | 3 => Verdict::Good, // NOERROR, NXDOMAIN
+    match h.metadata.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => {
+            Verdict::Good(h.counts.answers, d.index())
+        }
         _ => Verdict::Bad,
     }
+}
+
+/// The `n` records of the answer section at `at` (authority and additional sections
+/// are not read, as djbdns does not).
+pub(crate) fn answers(reply: &[u8], (n, at): (u16, usize)) -> io::Result<Vec<Record>> {
+    let mut d = BinDecoder::new(reply);
+    d.read_slice(at).map_err(|_| proto_err())?;
+    (0..n)
+        .map(|_| Record::read(&mut d).map_err(|_| proto_err()))
+        .collect()
 }
 
 fn udp_exchange(server: IpAddr, packet: &[u8], wait: Duration) -> io::Result<Option<Vec<u8>>> {
@@ -362,26 +381,24 @@ fn random_u16() -> u16 {
     u16::from_ne_bytes(b)
 }
 
-/// `4.3.2.1.in-addr.arpa` or the ip6.arpa nibble name, in wire form.
-pub fn reverse_name(ip: IpAddr) -> Vec<u8> {
-    let mut w = Vec::with_capacity(80);
-    match ip {
-        IpAddr::V4(v4) => {
-            for o in v4.octets().iter().rev() {
-                let s = o.to_string();
-                w.push(s.len() as u8);
-                w.extend_from_slice(s.as_bytes());
-            }
-            w.extend_from_slice(b"\x07in-addr\x04arpa\x00");
-        }
-        IpAddr::V6(v6) => {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            for o in v6.octets().iter().rev() {
-                w.extend_from_slice(&[1, HEX[usize::from(o & 15)], 1, HEX[usize::from(o >> 4)]]);
-            }
-            w.extend_from_slice(b"\x03ip6\x04arpa\x00");
-        }
+/// `4.3.2.1.in-addr.arpa` or the ip6.arpa nibble name.
+pub fn reverse_name(ip: IpAddr) -> Name {
+    Name::from(ip)
+}
+
+/// A name in wire form (from [`from_dot`]) as hickory's.
+pub(crate) fn wire_name(wire: &[u8]) -> io::Result<Name> {
+    Name::read(&mut BinDecoder::new(wire)).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Hickory's name in wire form (uncompressed), for [`to_dot`].
+fn name_wire(name: &Name) -> Vec<u8> {
+    let mut w = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        w.push(label.len() as u8);
+        w.extend_from_slice(label);
     }
+    w.push(0);
     w
 }
 
@@ -467,105 +484,12 @@ fn proto_err() -> io::Error {
     io::Error::from_raw_os_error(libc::EPROTO)
 }
 
-/// Skips a (possibly compressed) name at `pos`, returning the position after it.
-fn skip_name(p: &[u8], mut pos: usize) -> io::Result<usize> {
-    loop {
-        let c = *p.get(pos).ok_or_else(proto_err)?;
-        if c >= 192 {
-            return Ok(pos + 2);
-        }
-        if c >= 64 {
-            return Err(proto_err());
-        }
-        pos += 1;
-        if c == 0 {
-            return Ok(pos);
-        }
-        pos += usize::from(c);
-    }
-}
-
-/// Reads a (possibly compressed) name at `pos` into wire form, following at most 64
-/// pointers and 255 bytes.
-fn get_name(p: &[u8], mut pos: usize) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(64);
-    let mut jumps = 0;
-    loop {
-        let c = *p.get(pos).ok_or_else(proto_err)?;
-        if c >= 192 {
-            let lo = *p.get(pos + 1).ok_or_else(proto_err)?;
-            pos = usize::from(c & 63) << 8 | usize::from(lo);
-            jumps += 1;
-            if jumps > 64 {
-                return Err(proto_err());
-            }
-            continue;
-        }
-        if c >= 64 {
-            return Err(proto_err());
-        }
-        let label = p.get(pos..pos + 1 + usize::from(c)).ok_or_else(proto_err)?;
-        out.extend_from_slice(label);
-        if out.len() > 255 {
-            return Err(proto_err());
-        }
-        if c == 0 {
-            return Ok(out);
-        }
-        pos += 1 + usize::from(c);
-    }
-}
-
-/// Walks the answer section, calling `f(type, class, data_pos, data_len)` per record.
-fn each_answer(
-    p: &[u8],
-    mut f: impl FnMut(u16, u16, usize, usize) -> io::Result<bool>,
-) -> io::Result<()> {
-    let n = |i: usize| -> io::Result<u16> {
-        Ok(u16::from_be_bytes([
-            *p.get(i).ok_or_else(proto_err)?,
-            *p.get(i + 1).ok_or_else(proto_err)?,
-        ]))
-    };
-    let answers = n(6)?;
-    let mut pos = skip_name(p, 12)? + 4;
-    for _ in 0..answers {
-        pos = skip_name(p, pos)?;
-        let (t, c, len) = (n(pos)?, n(pos + 2)?, usize::from(n(pos + 8)?));
-        pos += 10;
-        if pos + len > p.len() {
-            return Err(proto_err());
-        }
-        if !f(t, c, pos, len)? {
-            return Ok(());
-        }
-        pos += len;
-    }
-    Ok(())
-}
-
-fn first_ptr(p: &[u8]) -> io::Result<Option<Vec<u8>>> {
-    let mut found = None;
-    each_answer(p, |t, c, pos, _| {
-        if t == T_PTR && c == C_IN {
-            found = Some(get_name(p, pos)?);
-            return Ok(false);
-        }
-        Ok(true)
-    })?;
-    Ok(found)
-}
-
-fn addresses(p: &[u8], qtype: u16) -> io::Result<Vec<Vec<u8>>> {
-    let want = if qtype == T_A { 4 } else { 16 };
-    let mut v = Vec::new();
-    each_answer(p, |t, c, pos, len| {
-        if t == qtype && c == C_IN && len == want {
-            v.push(p[pos..pos + len].to_vec());
-        }
-        Ok(true)
-    })?;
-    Ok(v)
+/// The first PTR record of class IN, in wire form.
+fn first_ptr(answers: &[Record]) -> Option<Vec<u8>> {
+    answers.iter().find_map(|r| match &r.data {
+        RData::PTR(p) if r.dns_class == DNSClass::IN => Some(name_wire(&p.0)),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -584,10 +508,10 @@ mod tests {
     #[test]
     fn reverse_names() {
         assert_eq!(
-            reverse_name("1.2.3.4".parse().unwrap()),
+            name_wire(&reverse_name("1.2.3.4".parse().unwrap())),
             b"\x014\x013\x012\x011\x07in-addr\x04arpa\x00"
         );
-        let r = reverse_name("::1".parse().unwrap());
+        let r = name_wire(&reverse_name("::1".parse().unwrap()));
         assert!(r.starts_with(b"\x011\x010\x010"));
         assert!(r.ends_with(b"\x03ip6\x04arpa\x00"));
     }
@@ -633,15 +557,18 @@ mod tests {
         p.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 1, 0, 2, 0xc0, 12]);
         p.extend_from_slice(&[0xc0, 12, 0, 12, 0, 1, 0, 0, 0, 1, 0, 6]);
         p.extend_from_slice(b"\x03Foo\xc0\x10");
-        let name = first_ptr(&p).unwrap().unwrap();
+        let question = Query::query(wire_name(&q.to_ascii_uppercase()).unwrap(), RecordType::PTR);
+        let Verdict::Good(n, at) = check_reply(&p, 0x1234, &question) else {
+            panic!("reply not accepted");
+        };
+        assert_eq!((n, at), (2, 12 + q.len() + 4));
+        let name = first_ptr(&answers(&p, (n, at)).unwrap()).unwrap();
         assert_eq!(to_dot(&name), b"foo.2.1.in-addr.arpa");
-        let mut query = p[..12 + q.len() + 4].to_vec();
-        query[2] = 1;
-        assert_eq!(check_reply(&p, &query), Verdict::Good);
+        assert_eq!(check_reply(&p, 0x1235, &question), Verdict::Bad);
         p[3] = 2;
-        assert_eq!(check_reply(&p, &query), Verdict::Bad);
+        assert_eq!(check_reply(&p, 0x1234, &question), Verdict::Bad);
         // Pointer loops are errors, not hangs.
-        assert!(get_name(b"\xc0\x00", 0).is_err());
-        assert!(first_ptr(&p[..p.len() - 3]).is_err());
+        assert!(wire_name(b"\xc0\x00").is_err());
+        assert!(answers(&p[..p.len() - 3], (n, at)).is_err());
     }
 }

@@ -3,66 +3,29 @@
 
 use std::io;
 
-use crate::dns::Resolver;
+use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 
-const T_TXT: u16 = 16;
+use crate::dns::Resolver;
 
 /// The TXT text of `name` (presentation form); empty when there is none.
 pub fn txt_of(res: &Resolver, name: &[u8]) -> io::Result<Vec<u8>> {
-    let reply = res.query(&crate::dns::from_dot(name)?, T_TXT)?;
-    txt_answers(&reply)
+    let qname = crate::dns::wire_name(&crate::dns::from_dot(name)?)?;
+    Ok(txt_answers(&res.query(qname, RecordType::TXT)?))
 }
 
-fn bad() -> io::Error {
-    io::Error::from_raw_os_error(libc::EPROTO)
-}
-
-fn skip_name(p: &[u8], mut pos: usize) -> io::Result<usize> {
-    loop {
-        let n = *p.get(pos).ok_or_else(bad)?;
-        if n == 0 {
-            return Ok(pos + 1);
-        }
-        if n & 0xc0 == 0xc0 {
-            return Ok(pos + 2);
-        }
-        pos += 1 + usize::from(n);
-    }
-}
-
-/// The concatenated TXT strings of the answer section of `reply`.
-pub fn txt_answers(reply: &[u8]) -> io::Result<Vec<u8>> {
-    if reply.len() < 12 {
-        return Err(bad());
-    }
-    let qd = u16::from_be_bytes([reply[4], reply[5]]);
-    let an = u16::from_be_bytes([reply[6], reply[7]]);
-    let mut pos = 12;
-    for _ in 0..qd {
-        pos = skip_name(reply, pos)? + 4;
-    }
+/// The concatenated TXT strings of the answer records.
+pub fn txt_answers(answers: &[Record]) -> Vec<u8> {
     let mut out = Vec::new();
-    for _ in 0..an {
-        pos = skip_name(reply, pos)?;
-        let h = reply.get(pos..pos + 10).ok_or_else(bad)?;
-        let t = u16::from_be_bytes([h[0], h[1]]);
-        let class = u16::from_be_bytes([h[2], h[3]]);
-        let len = usize::from(u16::from_be_bytes([h[8], h[9]]));
-        pos += 10;
-        let data = reply.get(pos..pos + len).ok_or_else(bad)?;
-        pos += len;
-        if t != T_TXT || class != 1 {
-            continue;
-        }
-        let mut i = 0;
-        while i < data.len() {
-            let n = usize::from(data[i]);
-            let s = data.get(i + 1..i + 1 + n).ok_or_else(bad)?;
-            out.extend_from_slice(s);
-            i += 1 + n;
+    for r in answers {
+        if let RData::TXT(t) = &r.data {
+            if r.dns_class == DNSClass::IN {
+                for s in t.txt_data.iter() {
+                    out.extend_from_slice(s);
+                }
+            }
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -84,8 +47,9 @@ mod tests {
             r.extend_from_slice(&(data.len() as u16).to_be_bytes());
             r.extend_from_slice(data);
         }
-        assert_eq!(txt_answers(&r).unwrap(), b"abcdef");
+        let parse = |r: &[u8]| crate::dns::answers(r, (3, 19)).map(|a| txt_answers(&a));
+        assert_eq!(parse(&r).unwrap(), b"abcdef");
         r.truncate(r.len() - 1);
-        assert!(txt_answers(&r).is_err());
+        assert!(parse(&r).is_err());
     }
 }
