@@ -13,9 +13,9 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Header, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 
 /// The whole time one lookup may take, over all servers and retries.
 pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(4);
@@ -113,12 +113,26 @@ impl Resolver {
         let end = start + self.deadline;
         let id = random_u16();
         let question = Query::query(qname, qtype);
-        let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
-        msg.metadata.recursion_desired = true;
-        msg.add_query(question.clone());
-        let packet = msg
-            .to_vec()
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // Header and question emitted directly, cheaper than a Message and to_vec.
+        let mut meta = Metadata::new(id, MessageType::Query, OpCode::Query);
+        meta.recursion_desired = true;
+        let header = Header {
+            metadata: meta,
+            counts: HeaderCounts {
+                queries: 1,
+                answers: 0,
+                authorities: 0,
+                additionals: 0,
+            },
+        };
+        let mut packet = Vec::with_capacity(64);
+        {
+            let mut enc = BinEncoder::new(&mut packet);
+            header
+                .emit(&mut enc)
+                .and_then(|_| question.emit(&mut enc))
+                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        }
 
         let mut refused = false;
         let mut failed = vec![false; self.servers.len()];
@@ -381,9 +395,28 @@ fn random_u16() -> u16 {
     u16::from_ne_bytes(b)
 }
 
-/// `4.3.2.1.in-addr.arpa` or the ip6.arpa nibble name.
+/// `4.3.2.1.in-addr.arpa` or the ip6.arpa nibble name, built in wire form and read with
+/// Name::read (cheaper than Name::from(ip), which formats each label).
 pub fn reverse_name(ip: IpAddr) -> Name {
-    Name::from(ip)
+    let mut w = Vec::with_capacity(80);
+    match ip {
+        IpAddr::V4(v4) => {
+            for o in v4.octets().iter().rev() {
+                let s = o.to_string();
+                w.push(s.len() as u8);
+                w.extend_from_slice(s.as_bytes());
+            }
+            w.extend_from_slice(b"\x07in-addr\x04arpa\x00");
+        }
+        IpAddr::V6(v6) => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for o in v6.octets().iter().rev() {
+                w.extend_from_slice(&[1, HEX[usize::from(o & 15)], 1, HEX[usize::from(o >> 4)]]);
+            }
+            w.extend_from_slice(b"\x03ip6\x04arpa\x00");
+        }
+    }
+    wire_name(&w).expect("a reverse name is a valid name")
 }
 
 /// A name in wire form (from [`from_dot`]) as hickory's.
