@@ -95,14 +95,7 @@ dnspid=$!
 for _ in $(seq 50); do [ -s "$W/dns.ready" ] && break; sleep 0.1; done
 [ -s "$W/dns.ready" ] || { echo "DNS responder did not start on $DNSIP:53:" >&2; cat "$W/dns.err" >&2; exit 1; }
 
-total() { callgrind_annotate "$1" 2>/dev/null | grep -m1 'PROGRAM TOTALS' | awk '{print $1}' | tr -d ,; }
-
-stop() { # pid: TERM, at most 10 s, then KILL
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
+. "$(dirname "$0")/callgrind-lib.sh"
 
 run() { # bin flags connections extra-valgrind-args -> leaves the dumps in $W, sets vp
   rm -f "$W"/out.* "$W"/port

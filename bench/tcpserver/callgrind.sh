@@ -10,14 +10,7 @@ DJB=${2:-$(dirname "$0")/../../.ext/ucspi-tcp/usr/bin/tcpserver}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 
-total() { callgrind_annotate "$1" 2>/dev/null | grep -m1 'PROGRAM TOTALS' | awk '{print $1}' | tr -d ,; }
-
-stop() { # pid: TERM, at most 10 s, then KILL
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
+. "$(dirname "$0")/callgrind-lib.sh"
 
 run() { # bin connections extra-valgrind-args -> leaves the dumps in $W, sets vp
   rm -f "$W"/out.* "$W"/port

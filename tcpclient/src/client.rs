@@ -12,7 +12,7 @@ use socket2::{Domain, Socket, Type};
 use ucspi::env::{set_tcp_vars, Connection, Env};
 use ucspi::fmt::scan_ulong;
 use ucspi::getopt::{parse, Opt};
-use ucspi::hostport::{client_addresses, port_number, LookupError, Want};
+use ucspi::hostport::{client_addresses, port_or_exit, Want};
 use ucspi::msg::{write_line, Line, Msg, EXIT_TEMP};
 
 pub const USAGE: &str = "tcpclient [ -hHrRdDqQv ] [ -i localip ] [ -p localport ] [ -T timeoutconn ] [ -l localname ] [ -t timeoutinfo ] host port program";
@@ -222,21 +222,8 @@ pub fn run(c: &Config) -> ! {
         prog: "tcpclient",
         quiet: c.verbosity == 0,
     };
-    let Some(port) = port_number(&c.port) else {
-        msg.fatal(
-            EXIT_TEMP,
-            &[b"unable to figure out port number for ", &c.port],
-        );
-    };
-    let ips = match client_addresses(&c.host, c.want) {
-        Ok(v) => v,
-        Err(LookupError::Temporary(e)) => msg.fatal_sys(
-            EXIT_TEMP,
-            &[b"temporarily unable to figure out IP address for ", &c.host],
-            &e,
-        ),
-        Err(LookupError::NoAddress) => msg.fatal(EXIT_TEMP, &[b"no IP address for ", &c.host]),
-    };
+    let port = port_or_exit(&msg, &c.port);
+    let ips = client_addresses(&c.host, c.want).unwrap_or_else(|e| e.exit(&msg, &c.host));
     let Some(s) = connect_any(&msg, c, ips, port) else {
         ucspi::msg::exit(EXIT_TEMP)
     };

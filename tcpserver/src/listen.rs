@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
 use socket2::{Domain, Socket, Type};
-use ucspi::hostport::{client_addresses, LookupError, Want};
+use ucspi::hostport::{client_addresses, port_or_exit, LookupError, Want};
 use ucspi::msg::{Line, Msg, EXIT_TEMP};
 
 use crate::options::{Config, Family};
@@ -19,16 +19,9 @@ pub struct Bind {
     pub v6only: bool,
 }
 
-/// Why the host argument gave no address.
-#[derive(Debug)]
-pub enum HostError {
-    Temporary(io::Error),
-    NoAddress,
-}
-
 /// The host argument: `0` or empty is 0.0.0.0 (as djb; `::` with `-6`), `::` or `:0` one
 /// dual-stack IPv6 socket; anything else as [`client_addresses`] finds it.
-pub fn resolve_host(host: &[u8], family: Family) -> Result<Bind, HostError> {
+pub fn resolve_host(host: &[u8], family: Family) -> Result<Bind, LookupError> {
     let any6 = Bind {
         ip: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         v6only: family == Family::V6,
@@ -52,7 +45,7 @@ pub fn resolve_host(host: &[u8], family: Family) -> Result<Bind, HostError> {
     }
     if host == b"::" || host == b":0" {
         if family == Family::V4 {
-            return Err(HostError::NoAddress);
+            return Err(LookupError::NoAddress);
         }
         return Ok(any6);
     }
@@ -62,30 +55,13 @@ pub fn resolve_host(host: &[u8], family: Family) -> Result<Bind, HostError> {
         Family::Any => Want::Any,
     };
     // The same literals, /etc/hosts and DNS steps as tcpclient's.
-    match client_addresses(host, want) {
-        Ok(ips) => pick(&ips).ok_or(HostError::NoAddress),
-        Err(LookupError::Temporary(e)) => Err(HostError::Temporary(e)),
-        Err(LookupError::NoAddress) => Err(HostError::NoAddress),
-    }
+    pick(&client_addresses(host, want)?).ok_or(LookupError::NoAddress)
 }
 
 /// The address to bind: host, port and, for a link-local IPv6 address, `-I`'s scope.
 fn address(c: &Config, msg: &Msg) -> (SocketAddr, bool) {
-    let Some(port) = ucspi::hostport::port_number(&c.port) else {
-        msg.fatal(
-            EXIT_TEMP,
-            &[b"unable to figure out port number for ", &c.port],
-        )
-    };
-    let bind = match resolve_host(&c.host, c.family) {
-        Ok(b) => b,
-        Err(HostError::Temporary(e)) => msg.fatal_sys(
-            EXIT_TEMP,
-            &[b"temporarily unable to figure out IP address for ", &c.host],
-            &e,
-        ),
-        Err(HostError::NoAddress) => msg.fatal(EXIT_TEMP, &[b"no IP address for ", &c.host]),
-    };
+    let port = port_or_exit(msg, &c.port);
+    let bind = resolve_host(&c.host, c.family).unwrap_or_else(|e| e.exit(msg, &c.host));
     let mut addr = SocketAddr::new(bind.ip, port);
     if let (Some(name), SocketAddr::V6(a)) = (&c.interface, &mut addr) {
         match nix::net::if_::if_nametoindex(name.as_slice()) {
@@ -171,7 +147,7 @@ mod tests {
         );
         assert!(matches!(
             resolve_host(b"127.0.0.1", Family::V6),
-            Err(HostError::NoAddress)
+            Err(LookupError::NoAddress)
         ));
         assert!(resolve_host(b"::1", Family::Any).unwrap().ip.is_ipv6());
     }

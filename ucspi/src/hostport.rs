@@ -5,6 +5,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::dns;
+use crate::msg::{Msg, EXIT_TEMP};
 
 /// djb's port argument: all digits is a number modulo 65536 (the empty string is 0),
 /// anything else a service name from /etc/services.
@@ -24,6 +25,14 @@ pub fn port_number(p: &[u8]) -> Option<u16> {
     Some(u16::from_be(unsafe { (*se).s_port } as u16))
 }
 
+/// [`port_number`], or djb's fatal message for a port argument that names nothing.
+pub fn port_or_exit(msg: &Msg, port: &[u8]) -> u16 {
+    match port_number(port) {
+        Some(p) => p,
+        None => msg.fatal(EXIT_TEMP, &[b"unable to figure out port number for ", port]),
+    }
+}
+
 /// Which address families a client may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Want {
@@ -39,6 +48,20 @@ pub enum LookupError {
     Temporary(io::Error),
     /// No address of a wanted family (djb: `no IP address for`).
     NoAddress,
+}
+
+impl LookupError {
+    /// djb's fatal message for a host argument that gave no address, exit 111.
+    pub fn exit(&self, msg: &Msg, host: &[u8]) -> ! {
+        match self {
+            LookupError::Temporary(e) => msg.fatal_sys(
+                EXIT_TEMP,
+                &[b"temporarily unable to figure out IP address for ", host],
+                e,
+            ),
+            LookupError::NoAddress => msg.fatal(EXIT_TEMP, &[b"no IP address for ", host]),
+        }
+    }
 }
 
 /// Every address to try for `host`: `0`/empty is the loopback address (127.0.0.1, or ::1
