@@ -6,14 +6,15 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::{account, Settings, Target};
 use crate::fd3::{self, Fd3Error};
-use crate::lockout::{self, Locked};
-use crate::login::{self, LoginError};
 use crate::service::{self, Service, NO_RELAY};
-use crate::store::{self, Conn, DbError};
-use crate::{assign, log, setup, users, verify};
+use crate::{log, setup};
 use crate::{EXIT_FAIL, EXIT_MISUSE, EXIT_NOUSER, EXIT_TEMP};
+use vpopdb::config::{account, Settings, Target};
+use vpopdb::lockout::{self, Locked};
+use vpopdb::loginname::{self as login, LoginError};
+use vpopdb::store::{self, Conn, DbError};
+use vpopdb::{assign, users, verify};
 
 /// How long a caller may take to write fd 3.
 const FD3_TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,9 +1,9 @@
 //! The account tables: vpopmail's user table (either layout), the tables checkpassword
 //! writes (created here up front), and the change log.
 
-use crate::config::Tables;
-use crate::store::{Conn, DbError, Kind, Row, Val};
-use crate::users::{domain_table, write_own};
+use vpopdb::config::Tables;
+use vpopdb::store::{Conn, DbError, Kind, Row, Val};
+use vpopdb::users::{domain_table, write_own};
 
 /// Where one domain's users are: the table and whether it has a `pw_domain` column.
 pub struct Table {
@@ -288,7 +288,7 @@ pub fn unlock(db: &mut dyn Conn, login: &str, ip: Option<&str>) -> Result<u64, D
     let table = k.ident("lockout");
     let n = match ip {
         Some(ip) => {
-            let a = crate::lockout::address_key(ip);
+            let a = vpopdb::lockout::address_key(ip);
             write_own(
                 db,
                 "lockout",

@@ -40,7 +40,7 @@ pub fn lookup(qmail: &Path, domain: &str) -> Result<Option<Assign>, String> {
     let real = field()?.to_ascii_lowercase();
     let uid: u32 = field()?.parse().map_err(|_| bad())?;
     let gid: u32 = field()?.parse().map_err(|_| bad())?;
-    if !crate::login::domain_ok(&real) || real.is_empty() {
+    if !crate::loginname::domain_ok(&real) || real.is_empty() {
         return Err(bad());
     }
     Ok(Some(Assign {

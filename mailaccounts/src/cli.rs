@@ -2,21 +2,17 @@
 //! vsetuserquota, vuserinfo, ...) as one command over checkpassword's own storage:
 //! the same configuration, connection setup, schema and all three back ends.
 
-pub mod assign_file;
-pub mod db;
-pub mod hash;
-pub mod maildir;
-pub mod out;
-
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::config::{Settings, Tables, Target};
-use crate::store::{self, Conn, DbError, Row, Val};
-use assign_file::{Assign, Domain};
-use out::Out;
+use crate::out::{self, Out};
+use crate::{db, maildir};
+use vpopdb::assign_file::{Assign, Domain};
+use vpopdb::config::{Settings, Tables, Target};
+use vpopdb::hash;
+use vpopdb::store::{self, Conn, DbError, Row, Val};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_USAGE: i32 = 100;
@@ -182,7 +178,7 @@ fn user_ok(u: &str) -> bool {
 fn domain_ok(d: &str) -> bool {
     !d.is_empty()
         && d.len() <= 96
-        && crate::login::domain_ok(d)
+        && vpopdb::loginname::domain_ok(d)
         && d.contains(|c: char| c.is_ascii_alphanumeric())
         && !d.starts_with(['.', '-'])
         && !d.contains("..")

@@ -121,7 +121,7 @@ impl Settings {
                 }
             }
             "default_domain" => {
-                if !crate::login::domain_ok(v) || v.is_empty() {
+                if !crate::loginname::domain_ok(v) || v.is_empty() {
                     return Err("bad value for default_domain".into());
                 }
                 self.default_domain = Some(v.to_ascii_lowercase())

@@ -18,7 +18,7 @@ pub struct User {
 }
 
 /// The per-domain table for `domain` (`example.com` → `example_com`; no domain: `users`).
-/// `domain` has passed [`crate::login::domain_ok`], so the name holds only `[-_.0-9a-z]`
+/// `domain` has passed [`crate::loginname::domain_ok`], so the name holds only `[-_.0-9a-z]`
 /// mapped to `[_0-9a-z]` and can be quoted safely.
 pub fn domain_table(domain: &str) -> String {
     if domain.is_empty() {

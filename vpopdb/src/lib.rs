@@ -1,0 +1,26 @@
+//! vpopmail's user database, as the login (checkpassword) and the account tool
+//! (mailaccounts) both use it: settings and where the database is, the three SQL back
+//! ends, the user table and the rows a login writes, failed-login lockout, qmail's
+//! users/cdb, password checks and the rules for login names.
+//!
+//! With the `admin` feature also what only the account tool needs: users/assign and
+//! users/cdb written as qmail-newu writes them, and new password hashes.
+
+pub mod assign;
+#[cfg(feature = "admin")]
+pub mod assign_file;
+pub mod config;
+#[cfg(feature = "admin")]
+pub mod hash;
+pub mod lockout;
+pub mod loginname;
+pub mod store;
+pub mod users;
+pub mod verify;
+
+// libxcrypt (crypt_rn, crypt_gensalt_rn) is linked in, not loaded from a shared library
+// at every start: each shared library costs every login its mapping and symbol binding;
+// with gcc's unwinder (linked in by ucspi) together ~0.12 ms of a ~1 ms start
+// (bench/checkpassword). The binary stays position-independent; libm and libc stay shared.
+#[link(name = "crypt", kind = "static", modifiers = "-bundle")]
+extern "C" {}
