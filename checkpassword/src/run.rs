@@ -10,10 +10,11 @@ use crate::fd3::{self, Fd3Error};
 use crate::service::{self, Service, NO_RELAY};
 use crate::{log, setup};
 use crate::{EXIT_FAIL, EXIT_MISUSE, EXIT_NOUSER, EXIT_TEMP};
-use vpopdb::config::{account, Settings, Target};
+use vpopdb::config::{account, Settings};
 use vpopdb::lockout::{self, Locked};
 use vpopdb::loginname::{self as login, LoginError};
 use vpopdb::store::{self, Conn, DbError};
+use vpopdb::target::Target;
 use vpopdb::{assign, users, verify};
 
 /// How long a caller may take to write fd 3.

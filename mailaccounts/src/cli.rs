@@ -10,9 +10,10 @@ use zeroize::Zeroizing;
 use crate::out::{self, Out};
 use crate::{db, maildir};
 use vpopdb::assign_file::{Assign, Domain};
-use vpopdb::config::{Settings, Tables, Target};
+use vpopdb::config::{Settings, Tables};
 use vpopdb::hash;
 use vpopdb::store::{self, Conn, DbError, Row, Val};
+use vpopdb::target::Target;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_USAGE: i32 = 100;

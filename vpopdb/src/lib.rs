@@ -15,6 +15,7 @@ pub mod hash;
 pub mod lockout;
 pub mod loginname;
 pub mod store;
+pub mod target;
 pub mod users;
 pub mod verify;
 

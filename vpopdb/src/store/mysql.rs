@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use super::wire::Wire;
 use super::{Conn, DbError, Kind, Row, Val};
-use crate::config::MysqlTarget;
+use crate::target::MysqlTarget;
 
 const CLIENT_LONG_PASSWORD: u32 = 1;
 const CLIENT_FOUND_ROWS: u32 = 2;
