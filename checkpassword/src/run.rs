@@ -4,13 +4,14 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::fd3::{self, Fd3Error};
-use crate::service::{self, Service, NO_RELAY};
+use crate::service::{self, Service};
 use crate::{log, setup};
 use crate::{EXIT_FAIL, EXIT_MISUSE, EXIT_NOUSER, EXIT_TEMP};
 use vpopdb::config::{account, Settings};
+use vpopdb::flags_quota::{self, NO_RELAY};
 use vpopdb::lockout::{self, Locked};
 use vpopdb::loginname::{self as login, LoginError};
 use vpopdb::store::{self, Conn, DbError};
@@ -57,12 +58,6 @@ fn remote_ip(env: &Env) -> String {
             }
         })
         .collect()
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The default domain: `VPOPMAIL_DOMAIN`, the `default_domain` setting, then the first
@@ -244,7 +239,7 @@ impl Login {
             write_target: targets.write,
             write: None,
         };
-        let t = now();
+        let t = vpopdb::now();
         let temp = |db: Db, e: DbError| {
             log::fatal(&format!("database unavailable: {e}"));
             db.close();
@@ -457,7 +452,7 @@ impl Login {
                 env_out.push(("userdb_gid".into(), gid.to_string().into()));
                 extra.extend(["userdb_uid", "userdb_gid"]);
             }
-            if let Some(q) = users::quota_rule(&u.quota) {
+            if let Some(q) = flags_quota::dovecot_rule(&u.quota) {
                 env_out.push(("userdb_quota_rule".into(), q.into()));
                 extra.push("userdb_quota_rule");
             }

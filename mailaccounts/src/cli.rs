@@ -11,9 +11,10 @@ use crate::out::{self, Out};
 use crate::{db, maildir};
 use vpopdb::assign_file::{Assign, Domain};
 use vpopdb::config::{Settings, Tables};
-use vpopdb::hash;
+use vpopdb::flags_quota::{self, flag_names};
 use vpopdb::store::{self, Conn, DbError, Row, Val};
 use vpopdb::target::Target;
+use vpopdb::{hash, loginname};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_USAGE: i32 = 100;
@@ -53,42 +54,6 @@ fn usage<T>(m: impl Into<String>) -> R<T> {
     Err(Fail::Usage(m.into()))
 }
 
-/// vpopmail's pw_gid flag bits, by name.
-pub const FLAGS: &[(&str, i64)] = &[
-    ("NO_PASSWD_CHNG", 0x01),
-    ("NO_POP", 0x02),
-    ("NO_WEBMAIL", 0x04),
-    ("NO_IMAP", 0x08),
-    ("BOUNCE_MAIL", 0x10),
-    ("NO_RELAY", 0x20),
-    ("NO_DIALUP", 0x40),
-    ("V_USER0", 0x80),
-    ("V_USER1", 0x100),
-    ("V_USER2", 0x200),
-    ("V_USER3", 0x400),
-    ("NO_SMTP", 0x800),
-    ("QA_ADMIN", 0x1000),
-    ("V_OVERRIDE", 0x2000),
-    ("NO_SPAMASSASSIN", 0x4000),
-    ("DELETE_SPAM", 0x8000),
-    ("SA_ADMIN", 0x10000),
-    ("SA_EXPERT", 0x20000),
-    ("NO_MAILDROP", 0x40000),
-];
-
-pub fn flag_names(bits: i64) -> Vec<String> {
-    let mut v: Vec<String> = FLAGS
-        .iter()
-        .filter(|(_, b)| bits & b != 0)
-        .map(|(n, _)| n.to_string())
-        .collect();
-    let known: i64 = FLAGS.iter().map(|(_, b)| b).sum();
-    if bits & !known != 0 {
-        v.push(format!("0x{:x}", bits & !known));
-    }
-    v
-}
-
 fn names_or_none(bits: i64) -> String {
     let n = flag_names(bits);
     if n.is_empty() {
@@ -98,103 +63,16 @@ fn names_or_none(bits: i64) -> String {
     }
 }
 
-/// Applies `+NAME`/`-NAME` changes to `bits`.
-pub fn apply_flags(mut bits: i64, changes: &[String]) -> R<i64> {
-    for c in changes {
-        let (on, name) = match c.as_bytes().first() {
-            Some(b'+') => (true, &c[1..]),
-            Some(b'-') => (false, &c[1..]),
-            _ => return usage(format!("flag change {c:?}: want +NAME or -NAME")),
-        };
-        let name = name.to_ascii_uppercase();
-        let Some((_, b)) = FLAGS.iter().find(|(n, _)| *n == name) else {
-            return usage(format!(
-                "unknown flag {name}; known: {}",
-                FLAGS.iter().map(|f| f.0).collect::<Vec<_>>().join(" ")
-            ));
-        };
-        if on {
-            bits |= b;
-        } else {
-            bits &= !b;
-        }
-    }
-    Ok(bits)
-}
-
-/// A quota as vpopmail's format_maildirquota writes it: `NOQUOTA`, `<bytes>S`,
-/// `<count>C`, `<bytes>S,<count>C`; `50M`, `1024K`, `2G` and plain numbers become bytes.
-pub fn quota_string(q: &str) -> R<String> {
-    let q = q.trim();
-    if q.eq_ignore_ascii_case("NOQUOTA") || q.eq_ignore_ascii_case("none") {
-        return Ok("NOQUOTA".into());
-    }
-    let bad = || {
-        Fail::Usage(format!(
-            "bad quota {q:?}: want NOQUOTA, 50M, 1000000S, 1000000S,500C"
-        ))
-    };
-    let mut bytes = None;
-    let mut count = None;
-    for part in q.split(',') {
-        let p = part.trim();
-        let (num, mul, is_count) = match p.as_bytes().last().ok_or_else(bad)? {
-            b'S' | b's' => (&p[..p.len() - 1], 1, false),
-            b'C' | b'c' => (&p[..p.len() - 1], 1, true),
-            b'K' | b'k' => (&p[..p.len() - 1], 1024, false),
-            b'M' | b'm' => (&p[..p.len() - 1], 1024 * 1024, false),
-            b'G' | b'g' => (&p[..p.len() - 1], 1024 * 1024 * 1024, false),
-            _ => (p, 1, false),
-        };
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        let n = n.checked_mul(mul).ok_or_else(bad)?;
-        let slot = if is_count { &mut count } else { &mut bytes };
-        if slot.replace(n).is_some() {
-            return Err(bad());
-        }
-    }
-    let s = match (bytes, count) {
-        (Some(b), Some(c)) => format!("{b}S,{c}C"),
-        (Some(b), None) => format!("{b}S"),
-        (None, Some(c)) => format!("{c}C"),
-        (None, None) => return Err(bad()),
-    };
-    if s.len() > 20 {
-        return usage(format!("quota {s} does not fit pw_shell (20 characters)"));
-    }
-    Ok(s)
-}
-
-fn user_ok(u: &str) -> bool {
-    !u.is_empty()
-        && u.len() <= 64
-        && u != "."
-        && u != ".."
-        && !u.starts_with('.')
-        && u.bytes().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || b"!#$&'*+-.=?^_`{|}~".contains(&c)
-        })
-}
-
-fn domain_ok(d: &str) -> bool {
-    !d.is_empty()
-        && d.len() <= 96
-        && vpopdb::loginname::domain_ok(d)
-        && d.contains(|c: char| c.is_ascii_alphanumeric())
-        && !d.starts_with(['.', '-'])
-        && !d.contains("..")
-}
-
 /// `user@domain`, lowercased and checked as vchkpw checks logins.
 pub fn parse_login(s: &str) -> R<(String, String)> {
     let s = s.to_ascii_lowercase();
     let Some((u, d)) = s.split_once('@') else {
         return usage(format!("{s:?}: want user@domain"));
     };
-    if !user_ok(u) {
+    if !loginname::new_user_ok(u) {
         return usage(format!("bad user name {u:?}"));
     }
-    if !domain_ok(d) {
+    if !loginname::new_domain_ok(d) {
         return usage(format!("bad domain name {d:?}"));
     }
     Ok((u.to_string(), d.to_string()))
@@ -202,7 +80,7 @@ pub fn parse_login(s: &str) -> R<(String, String)> {
 
 fn parse_domain(s: &str) -> R<String> {
     let d = s.to_ascii_lowercase();
-    if !domain_ok(&d) {
+    if !loginname::new_domain_ok(&d) {
         return usage(format!("bad domain name {s:?}"));
     }
     Ok(d)
@@ -264,13 +142,6 @@ impl Args {
         }
         Ok(())
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Who is making the change: the real user, and the administrator behind sudo.
@@ -382,7 +253,7 @@ impl Ctx {
         db::log_change(
             self.db.as_mut(),
             &db::Change {
-                now: now(),
+                now: vpopdb::now(),
                 actor: &actor(),
                 user,
                 domain,
@@ -583,7 +454,7 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
         "quota" => {
             a.count(2, 2)?;
             let (u, d) = parse_login(&a.pos[0])?;
-            let q = quota_string(&a.pos[1])?;
+            let q = flags_quota::quota_string(&a.pos[1]).map_err(Fail::Usage)?;
             let row = c.row(&u, &d)?;
             let old = text(&row, "pw_shell");
             let t = c.table(&d);
@@ -603,7 +474,7 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
             let (u, d) = parse_login(&a.pos[0])?;
             let row = c.row(&u, &d)?;
             let old = row.get("pw_gid").map_or(0, Val::as_int);
-            let new = apply_flags(old, &a.pos[1..])?;
+            let new = flags_quota::apply_flags(old, &a.pos[1..]).map_err(Fail::Usage)?;
             if new != old {
                 let t = c.table(&d);
                 db::update(c.db.as_mut(), &t, &u, &d, &[("pw_gid", Val::Int(new))])?;
@@ -910,7 +781,8 @@ fn add(c: &mut Ctx, a: &Args) -> R<()> {
     a.count(1, 1)?;
     let (u, d) = parse_login(&a.pos[0])?;
     let method = method(a)?;
-    let quota = quota_string(a.opt("quota").unwrap_or("NOQUOTA"))?;
+    let quota =
+        flags_quota::quota_string(a.opt("quota").unwrap_or("NOQUOTA")).map_err(Fail::Usage)?;
     let gecos = a.opt("gecos").unwrap_or(&u).to_string();
     if gecos.len() > 64 || gecos.contains(['\n', '\0']) {
         return usage("bad --gecos: at most 64 characters on one line");
@@ -924,7 +796,7 @@ fn add(c: &mut Ctx, a: &Args) -> R<()> {
                 .collect()
         })
         .unwrap_or_default();
-    let flags = apply_flags(0, &flag_changes)?;
+    let flags = flags_quota::apply_flags(0, &flag_changes).map_err(Fail::Usage)?;
     let dom = c.domain(&d)?;
     let t = c.table(&d);
     if db::get(c.db.as_mut(), &t, &u, &d)?.is_some() {
@@ -1040,21 +912,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quotas_flags_names() {
-        let q = |s: &str| quota_string(s).ok();
-        assert_eq!(q("NOQUOTA").as_deref(), Some("NOQUOTA"));
-        assert_eq!(q("50M").as_deref(), Some("52428800S"));
-        assert_eq!(q("1024K").as_deref(), Some("1048576S"));
-        assert_eq!(q("1000S,50C").as_deref(), Some("1000S,50C"));
-        assert_eq!(q("1000").as_deref(), Some("1000S"));
-        assert!(q("junk").is_none());
-        assert!(q("1S,2S").is_none());
-        assert_eq!(
-            apply_flags(0x2, &["+no_smtp".into(), "-NO_POP".into()]).ok(),
-            Some(0x800)
-        );
-        assert!(apply_flags(0, &["+NOPE".into()]).is_err());
-        assert_eq!(flag_names(0x22), vec!["NO_POP", "NO_RELAY"]);
+    fn login_names() {
         assert!(parse_login("Alice@Example.COM").is_ok());
         assert!(parse_login("a/b@x.com").is_err());
         assert!(parse_login("../x@x.com").is_err());

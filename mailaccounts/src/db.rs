@@ -2,6 +2,7 @@
 //! writes (created here up front), and the change log.
 
 use vpopdb::config::Tables;
+use vpopdb::lockout;
 use vpopdb::store::{Conn, DbError, Kind, Row, Val};
 use vpopdb::users::{domain_table, write_own};
 
@@ -287,28 +288,24 @@ pub fn unlock(db: &mut dyn Conn, login: &str, ip: Option<&str>) -> Result<u64, D
     let key = k.ident("lockkey");
     let table = k.ident("lockout");
     let n = match ip {
-        Some(ip) => {
-            let a = vpopdb::lockout::address_key(ip);
+        Some(ip) => write_own(
+            db,
+            "lockout",
+            &format!("DELETE FROM {table} WHERE {key} IN (?, ?)"),
+            &[
+                Val::text(&lockout::account_key(login, ip)),
+                Val::text(&lockout::address_counter_key(ip)),
+            ],
+        )?,
+        None => {
+            let (from, to) = lockout::account_key_range(login);
             write_own(
                 db,
                 "lockout",
-                &format!("DELETE FROM {table} WHERE {key} IN (?, ?)"),
-                &[
-                    Val::text(&format!("acct:{login}:{a}")),
-                    Val::text(&format!("ip:{a}")),
-                ],
+                &format!("DELETE FROM {table} WHERE {key} >= ? AND {key} < ?"),
+                &[Val::text(&from), Val::text(&to)],
             )?
         }
-        // A range instead of LIKE: logins may hold `_` and `%`.
-        None => write_own(
-            db,
-            "lockout",
-            &format!("DELETE FROM {table} WHERE {key} >= ? AND {key} < ?"),
-            &[
-                Val::text(&format!("acct:{login}:")),
-                Val::text(&format!("acct:{login};")),
-            ],
-        )?,
     };
     Ok(n)
 }

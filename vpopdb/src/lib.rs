@@ -10,6 +10,7 @@ pub mod assign;
 #[cfg(feature = "admin")]
 pub mod assign_file;
 pub mod config;
+pub mod flags_quota;
 #[cfg(feature = "admin")]
 pub mod hash;
 pub mod lockout;
@@ -18,6 +19,13 @@ pub mod store;
 pub mod target;
 pub mod users;
 pub mod verify;
+
+/// The time as the tables keep it: seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
 
 // libxcrypt (crypt_rn, crypt_gensalt_rn) is linked in, not loaded from a shared library
 // at every start: each shared library costs every login its mapping and symbol binding;

@@ -1,5 +1,6 @@
-//! vchkpw's login forms: the whole login lowercased, split at the first `@`, else `%`,
-//! else `/`, each part checked against vpopmail's character sets.
+//! The rules for names: vchkpw's login forms (the whole login lowercased, split at the
+//! first `@`, else `%`, else `/`, each part checked against vpopmail's character sets),
+//! and the narrower rules for the names the account tool creates.
 
 /// The longest login accepted: a 64-byte local part, a separator, a 96-byte domain.
 pub const MAX_LOGIN: usize = 64 + 1 + 96;
@@ -30,6 +31,26 @@ fn user_char(c: u8) -> bool {
 pub fn domain_ok(d: &str) -> bool {
     d.bytes()
         .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
+}
+
+/// Whether `u` may be the local part of a new account: vpopmail's set in lower case,
+/// without `/` (a path separator in the user's directory) and without a leading dot.
+pub fn new_user_ok(u: &str) -> bool {
+    !u.is_empty()
+        && u.len() <= 64
+        && !u.starts_with('.')
+        && u.bytes()
+            .all(|c| user_char(c) && c != b'/' && !c.is_ascii_uppercase())
+}
+
+/// Whether `d` may be a new domain: the domain set in a form DNS could hold.
+pub fn new_domain_ok(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 96
+        && domain_ok(d)
+        && d.contains(|c: char| c.is_ascii_alphanumeric())
+        && !d.starts_with(['.', '-'])
+        && !d.contains("..")
 }
 
 pub fn parse(raw: &[u8]) -> Result<Login, LoginError> {
@@ -116,5 +137,17 @@ mod tests {
         assert_eq!(parse(&[b'a'; 65]), Err(LoginError::TooLong));
         assert_eq!(parse(&[b'a'; 200]), Err(LoginError::TooLong));
         assert_eq!(sanitize_domain("Ex ample.com"), "ex_ample.com");
+    }
+
+    #[test]
+    fn new_names() {
+        assert!(new_user_ok("alice.b+x"));
+        for u in ["", ".", "..", ".x", "a/b", "Alice", "a b", &"a".repeat(65)] {
+            assert!(!new_user_ok(u), "{u:?}");
+        }
+        assert!(new_domain_ok("mail-1.example.com"));
+        for d in ["", ".x", "-x", "a..b", "x/y", "-.-", &"a".repeat(97)] {
+            assert!(!new_domain_ok(d), "{d:?}");
+        }
     }
 }
