@@ -153,6 +153,11 @@ fn replace(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
 /// qmail-newu: `=` lines keyed `!local\0`, `+` lines keyed `!prefix` (their last
 /// characters collected under the empty key), data the next six fields NUL-separated.
 pub fn newu(lines: &[String]) -> Result<Vec<u8>, String> {
+    Ok(make_cdb(&records(lines)?))
+}
+
+/// users/assign's lines as qmail-newu's records, in its order.
+fn records(lines: &[String]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
     let mut recs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut wild: Vec<u8> = Vec::new();
     for l in lines {
@@ -194,7 +199,7 @@ pub fn newu(lines: &[String]) -> Result<Vec<u8>, String> {
         recs.push((key, data));
     }
     recs.push((Vec::new(), wild));
-    Ok(make_cdb(&recs))
+    Ok(recs)
 }
 
 /// djb's cdb format.
@@ -252,5 +257,46 @@ mod tests {
         );
         assert_eq!(c.find(b"").unwrap(), Some(&b"-"[..]));
         assert!(newu(&["+x:short".to_string()]).is_err());
+    }
+
+    /// The cdb2 crate's writer, fed the same records in the same order.
+    fn cdbmake(recs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+        let path = std::env::temp_dir().join(format!(
+            "vpopdb-cdbmake-{}-{}",
+            std::process::id(),
+            recs.len()
+        ));
+        let f = std::fs::File::create(&path).unwrap();
+        let mut m = cdb2::CDBMake::new(f).unwrap();
+        for (k, v) in recs {
+            m.add(k, v).unwrap();
+        }
+        m.finish().unwrap();
+        let out = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        out
+    }
+
+    #[test]
+    fn cdbmake_writes_the_same_bytes() {
+        // qmail-newu's records for a users/assign of many domains and users (keys that
+        // collide in slots and tables, the empty wildcard key, a repeated key), an
+        // empty file, and one record.
+        let mut lines = Vec::new();
+        for i in 0..700 {
+            lines.push(format!(
+                "+d{i}.example-:d{i}.example:89:89:/home/v/d{i}:-::"
+            ));
+            lines.push(format!(
+                "=u{i}:u{i}:{}:{}:/home/u{i}:::",
+                1000 + i,
+                1000 + i
+            ));
+        }
+        lines.push("+d1.example-:d1.example:90:90:/elsewhere:-::".to_string());
+        for set in [lines.clone(), Vec::new(), lines[..1].to_vec()] {
+            let recs = records(&set).unwrap();
+            assert_eq!(cdbmake(&recs), make_cdb(&recs), "{} lines", set.len());
+        }
     }
 }
