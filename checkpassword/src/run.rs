@@ -215,7 +215,7 @@ impl Login {
         };
         if let Some(a) = &assigned {
             // An alias domain's users live under the real domain.
-            l.domain = a.domain.clone();
+            l.domain = a.name.clone();
         }
         let (user, domain) = (l.user.as_str(), l.domain.as_str());
         let who = format!("{user}@{domain}");

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::out::{self, Out};
 use crate::{db, maildir};
-use vpopdb::assign_file::{Assign, Domain};
+use vpopdb::assign_file::{AssignFile, Domain};
 use vpopdb::config::{Settings, Tables};
 use vpopdb::flags_quota::{self, flag_names};
 use vpopdb::store::{self, Conn, DbError, Row, Val};
@@ -264,7 +264,7 @@ impl Ctx {
         Ok(())
     }
     fn domain(&self, d: &str) -> R<Domain> {
-        let a = Assign::open(&self.settings.qmail_dir).map_err(Fail::Temp)?;
+        let a = AssignFile::open(&self.settings.qmail_dir).map_err(Fail::Temp)?;
         a.find(d)
             .ok_or_else(|| Fail::Usage(format!("no such domain {d} (not in {})", a.path.display())))
     }
@@ -412,7 +412,7 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
         "del-domain" => del_domain(c, a)?,
         "domains" => {
             a.count(0, 0)?;
-            let asg = Assign::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
+            let asg = AssignFile::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
             let mut ds = asg.domains();
             ds.sort_by(|x, y| x.name.cmp(&y.name));
             let rows = ds
@@ -539,7 +539,7 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
                         .collect()
                 }
                 (None, Tables::PerDomain) => {
-                    let asg = Assign::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
+                    let asg = AssignFile::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
                     let mut all: Vec<(String, Row)> = Vec::new();
                     let mut ds = asg.domains();
                     ds.sort_by(|x, y| x.name.cmp(&y.name));
@@ -698,7 +698,7 @@ fn add_domain(c: &mut Ctx, a: &Args) -> R<()> {
             dir.display()
         ));
     }
-    let mut asg = Assign::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
+    let mut asg = AssignFile::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
     let dom = Domain {
         name: d.clone(),
         uid,
@@ -737,7 +737,7 @@ fn add_domain(c: &mut Ctx, a: &Args) -> R<()> {
 fn del_domain(c: &mut Ctx, a: &Args) -> R<()> {
     a.count(1, 1)?;
     let d = parse_domain(&a.pos[0])?;
-    let mut asg = Assign::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
+    let mut asg = AssignFile::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
     let Some(dom) = asg.find(&d) else {
         return usage(format!("no such domain {d}"));
     };
