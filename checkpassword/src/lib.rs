@@ -3,8 +3,12 @@
 //! PostgreSQL or embedded SQLite, through vpopdb), Dovecot 2.3's extensions, and safe
 //! defaults: constant time checks, failed-login lockout, no root, no secrets in logs.
 
+pub mod bookkeeping;
+pub mod db;
+pub mod decide;
 pub mod fd3;
 pub mod log;
+pub mod request;
 pub mod run;
 pub mod service;
 pub mod setup;

@@ -3,8 +3,7 @@
 //! chosen from `db`, else vpopmail's own `~vpopmail/etc/vpopmail.mysql`, else the
 //! embedded SQLite default.
 
-use std::ffi::CStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use ucspi::errstr::io_str;
 
 use zeroize::Zeroizing;
@@ -238,32 +237,11 @@ pub struct Account {
 }
 
 pub fn account(name: &str) -> Option<Account> {
-    let cname = std::ffi::CString::new(name).ok()?;
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0u8; 16384];
-    let mut res: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: getpwnam_r with a live buffer of the size passed; the result points into pw.
-    let r = unsafe {
-        libc::getpwnam_r(
-            cname.as_ptr(),
-            &mut pw,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut res,
-        )
-    };
-    if r != 0 || res.is_null() {
-        return None;
-    }
-    // SAFETY: pw_dir is a NUL-terminated string inside buf.
-    let home = unsafe { CStr::from_ptr(pw.pw_dir) };
+    let u = nix::unistd::User::from_name(name).ok().flatten()?;
     Some(Account {
-        uid: pw.pw_uid,
-        gid: pw.pw_gid,
-        home: Path::new(
-            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(home.to_bytes()),
-        )
-        .to_path_buf(),
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+        home: u.dir,
     })
 }
 

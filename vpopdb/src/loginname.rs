@@ -7,7 +7,7 @@ pub const MAX_LOGIN: usize = 64 + 1 + 96;
 
 /// A login split into its parts, lowercased.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Login {
+pub struct LoginName {
     /// The whole login as typed, lowercased (vchkpw's `VPOPUSER`).
     pub full: String,
     pub user: String,
@@ -53,7 +53,7 @@ pub fn new_domain_ok(d: &str) -> bool {
         && !d.contains("..")
 }
 
-pub fn parse(raw: &[u8]) -> Result<Login, LoginError> {
+pub fn parse(raw: &[u8]) -> Result<LoginName, LoginError> {
     if raw.is_empty() {
         return Err(LoginError::Empty);
     }
@@ -82,7 +82,7 @@ pub fn parse(raw: &[u8]) -> Result<Login, LoginError> {
         return Err(LoginError::BadChars);
     }
     // Both parts are ASCII now.
-    Ok(Login {
+    Ok(LoginName {
         full: String::from_utf8_lossy(&lower).into_owned(),
         user: String::from_utf8_lossy(user).into_owned(),
         domain: domain.to_string(),
