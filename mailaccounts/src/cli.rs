@@ -1,301 +1,160 @@
-//! mailaccounts: vpopmail's account tools (vadddomain, vadduser, vpasswd, vmoduser,
-//! vsetuserquota, vuserinfo, ...) as one command over checkpassword's own storage:
-//! the same configuration, connection setup, schema and all three back ends.
+//! The command line: subcommands (each with `--help`) through clap, `--json` anywhere on
+//! the line, and the exit codes vpopmail's tools have: 100 for bad usage or a permanent
+//! failure, 111 for a temporary one; clap's own errors are usage errors too.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
 
-use zeroize::Zeroizing;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Parser, Subcommand};
 
-use crate::out::{self, Out};
-use crate::{db, maildir};
-use vpopdb::assign_file::{AssignFile, Domain};
-use vpopdb::config::{Settings, Tables};
-use vpopdb::flags_quota::{self, flag_names};
-use vpopdb::store::{self, Conn, DbError, Row, Val};
-use vpopdb::target::Target;
-use vpopdb::{hash, loginname};
+use crate::commands::{self, Fail};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_USAGE: i32 = 100;
 pub const EXIT_TEMP: i32 = 111;
 
-const USAGE: &str = "usage: mailaccounts [--json] COMMAND ...
-  init
-  add-domain DOMAIN --uid N|NAME --gid N|NAME --dir PATH
-  del-domain DOMAIN [--remove-dir]
-  domains
-  add USER@DOMAIN [--hash METHOD] [--quota Q] [--gecos TEXT] [--flags +NAME...]
-  del USER@DOMAIN [--remove-dir]
-  passwd USER@DOMAIN [--hash METHOD]
-  quota USER@DOMAIN QUOTA
-  flags USER@DOMAIN [+NAME|-NAME]...
-  show USER@DOMAIN
-  list [DOMAIN]
-  unlock USER@DOMAIN [IP]
-  lastauth [DOMAIN|USER@DOMAIN]
-  log [DOMAIN|USER@DOMAIN] [--limit N]";
-
-/// A failure: permanent (100: bad input, no such thing, already there) or temporary (111).
-pub enum Fail {
-    Usage(String),
-    Temp(String),
+/// vpopmail's account tools (vadddomain, vadduser, vpasswd, vmoduser, vsetuserquota,
+/// vuserinfo) as one command over checkpassword's database.
+#[derive(Parser)]
+#[command(
+    name = "mailaccounts",
+    disable_version_flag = true,
+    args_override_self = true,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+struct Cli {
+    /// One JSON document for scripts instead of text (anywhere on the line)
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
 }
 
-impl From<DbError> for Fail {
-    fn from(e: DbError) -> Fail {
-        Fail::Temp(format!("database unavailable: {e}"))
-    }
-}
-
-type R<T> = Result<T, Fail>;
-
-fn usage<T>(m: impl Into<String>) -> R<T> {
-    Err(Fail::Usage(m.into()))
-}
-
-fn names_or_none(bits: i64) -> String {
-    let n = flag_names(bits);
-    if n.is_empty() {
-        "none".into()
-    } else {
-        n.join(" ")
-    }
-}
-
-/// `user@domain`, lowercased and checked as vchkpw checks logins.
-pub fn parse_login(s: &str) -> R<(String, String)> {
-    let s = s.to_ascii_lowercase();
-    let Some((u, d)) = s.split_once('@') else {
-        return usage(format!("{s:?}: want user@domain"));
-    };
-    if !loginname::new_user_ok(u) {
-        return usage(format!("bad user name {u:?}"));
-    }
-    if !loginname::new_domain_ok(d) {
-        return usage(format!("bad domain name {d:?}"));
-    }
-    Ok((u.to_string(), d.to_string()))
-}
-
-fn parse_domain(s: &str) -> R<String> {
-    let d = s.to_ascii_lowercase();
-    if !loginname::new_domain_ok(&d) {
-        return usage(format!("bad domain name {s:?}"));
-    }
-    Ok(d)
-}
-
-/// Options after the command: `--name value` pairs and boolean `--name` switches.
-struct Args {
-    pos: Vec<String>,
-    opts: Vec<(String, String)>,
-}
-
-fn parse_args(args: &[String], with_value: &[&str], switches: &[&str]) -> R<Args> {
-    let mut a = Args {
-        pos: vec![],
-        opts: vec![],
-    };
-    let mut it = args.iter();
-    while let Some(s) = it.next() {
-        if let Some(name) = s.strip_prefix("--") {
-            let (name, inline) = match name.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (name, None),
-            };
-            if with_value.contains(&name) {
-                let v = match inline {
-                    Some(v) => v,
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| Fail::Usage(format!("--{name} needs a value")))?,
-                };
-                a.opts.push((name.to_string(), v));
-            } else if switches.contains(&name) && inline.is_none() {
-                a.opts.push((name.to_string(), String::new()));
-            } else {
-                return usage(format!("unknown option --{name}"));
-            }
-        } else {
-            a.pos.push(s.clone());
-        }
-    }
-    Ok(a)
-}
-
-impl Args {
-    fn opt(&self, name: &str) -> Option<&str> {
-        self.opts
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-    fn has(&self, name: &str) -> bool {
-        self.opt(name).is_some()
-    }
-    fn count(&self, min: usize, max: usize) -> R<()> {
-        if self.pos.len() < min || self.pos.len() > max {
-            return usage(USAGE);
-        }
-        Ok(())
-    }
-}
-
-/// Who is making the change: the real user, and the administrator behind sudo.
-fn actor() -> String {
-    // SAFETY: plain id query.
-    let uid = unsafe { libc::getuid() };
-    let mut name = uid.to_string();
-    // SAFETY: getpwuid's result is read at once, before any other passwd call.
-    unsafe {
-        let pw = libc::getpwuid(uid);
-        if !pw.is_null() {
-            name = std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
-    match std::env::var("SUDO_USER") {
-        Ok(s) if !s.is_empty() && s != name => format!("{name} (sudo by {s})"),
-        _ => name,
-    }
-}
-
-/// A uid or gid given as a number or a name.
-fn id_of(s: &str, group: bool) -> R<u32> {
-    if let Ok(n) = s.parse::<u32>() {
-        return Ok(n);
-    }
-    let c = std::ffi::CString::new(s).map_err(|_| Fail::Usage(format!("bad name {s:?}")))?;
-    // SAFETY: the results are read at once.
-    let id = unsafe {
-        if group {
-            let g = libc::getgrnam(c.as_ptr());
-            (!g.is_null()).then(|| (*g).gr_gid)
-        } else {
-            let p = libc::getpwnam(c.as_ptr());
-            (!p.is_null()).then(|| (*p).pw_uid)
-        }
-    };
-    id.ok_or_else(|| {
-        Fail::Usage(format!(
-            "no such {} {s:?}",
-            if group { "group" } else { "user" }
-        ))
-    })
-}
-
-/// Reads a new password: from the terminal without echo (asked twice), else the first
-/// line of stdin. Never from the command line.
-fn read_password() -> R<Zeroizing<Vec<u8>>> {
-    use std::io::{BufRead, Read, Write};
-    // SAFETY: isatty on stdin.
-    let tty = unsafe { libc::isatty(0) } == 1;
-    let read_line = || -> R<Zeroizing<Vec<u8>>> {
-        let mut line = Zeroizing::new(Vec::new());
-        std::io::stdin()
-            .lock()
-            .take(4096)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| Fail::Temp(format!("unable to read the password: {e}")))?;
-        while matches!(line.last(), Some(b'\n' | b'\r')) {
-            line.pop();
-        }
-        Ok(line)
-    };
-    let pw = if tty {
-        // SAFETY: termios calls on fd 0 with a zeroed struct filled by tcgetattr.
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        unsafe { libc::tcgetattr(0, &mut t) };
-        let old = t;
-        t.c_lflag &= !libc::ECHO;
-        let ask = |prompt: &str| -> R<Zeroizing<Vec<u8>>> {
-            eprint!("{prompt}");
-            let _ = std::io::stderr().flush();
-            unsafe { libc::tcsetattr(0, libc::TCSAFLUSH, &t) };
-            let r = read_line();
-            unsafe { libc::tcsetattr(0, libc::TCSAFLUSH, &old) };
-            eprintln!();
-            r
-        };
-        let a = ask("New password: ")?;
-        let b = ask("Retype new password: ")?;
-        if *a != *b {
-            return usage("the passwords differ");
-        }
-        a
-    } else {
-        read_line()?
-    };
-    if pw.is_empty() {
-        return usage("empty password");
-    }
-    if pw.contains(&0) {
-        return usage("password contains NUL");
-    }
-    Ok(pw)
-}
-
-struct Ctx {
-    settings: Settings,
-    db: Box<dyn Conn>,
-    out: Out,
-}
-
-impl Ctx {
-    fn table(&self, domain: &str) -> db::Table {
-        db::table(self.settings.tables, domain)
-    }
-    fn log(&mut self, user: &str, domain: &str, action: &str, detail: &str) -> R<()> {
-        db::log_change(
-            self.db.as_mut(),
-            &db::Change {
-                now: vpopdb::now(),
-                actor: &actor(),
-                user,
-                domain,
-                action,
-                detail,
-            },
-        )?;
-        Ok(())
-    }
-    fn domain(&self, d: &str) -> R<Domain> {
-        let a = AssignFile::open(&self.settings.qmail_dir).map_err(Fail::Temp)?;
-        a.find(d)
-            .ok_or_else(|| Fail::Usage(format!("no such domain {d} (not in {})", a.path.display())))
-    }
-    fn row(&mut self, u: &str, d: &str) -> R<Row> {
-        let t = self.table(d);
-        db::get(self.db.as_mut(), &t, u, d)?
-            .ok_or_else(|| Fail::Usage(format!("no such account {u}@{d}")))
-    }
-}
-
-fn text(r: &Row, c: &str) -> String {
-    String::from_utf8_lossy(r.get(c).map(Val::as_bytes).unwrap_or_default()).into_owned()
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create the tables that are missing (and, for SQLite, the database file)
+    Init,
+    /// Add a domain: its users/assign entry, directory and (per-domain layout) table
+    AddDomain {
+        domain: String,
+        /// Owner of the domain's mail: a number or a user name
+        #[arg(long, value_name = "N|NAME")]
+        uid: String,
+        /// Group of the domain's mail: a number or a group name
+        #[arg(long, value_name = "N|NAME")]
+        gid: String,
+        /// The domain's directory (missing parents are made)
+        #[arg(long, value_name = "PATH")]
+        dir: String,
+    },
+    /// Delete a domain, its accounts and its users/assign entry
+    DelDomain {
+        domain: String,
+        /// Remove the domain's directory too
+        #[arg(long)]
+        remove_dir: bool,
+    },
+    /// List the domains of users/assign
+    Domains,
+    /// Add an account; the password is read from the terminal or stdin
+    Add {
+        #[arg(value_name = "USER@DOMAIN")]
+        login: String,
+        /// Hash method: yescrypt, sha512, sha256, bcrypt, md5
+        #[arg(long, value_name = "METHOD")]
+        hash: Option<String>,
+        /// Quota: NOQUOTA, 50M, 1000000S, 1000000S,500C
+        #[arg(long, value_name = "Q")]
+        quota: Option<String>,
+        /// Full name (pw_gecos)
+        #[arg(long, value_name = "TEXT")]
+        gecos: Option<String>,
+        /// Flags to set, as +NAME separated by commas or spaces
+        #[arg(long, value_name = "+NAME...")]
+        flags: Option<String>,
+    },
+    /// Delete an account
+    Del {
+        #[arg(value_name = "USER@DOMAIN")]
+        login: String,
+        /// Remove the user's directory too
+        #[arg(long)]
+        remove_dir: bool,
+    },
+    /// Change a password; the new one is read from the terminal or stdin
+    Passwd {
+        #[arg(value_name = "USER@DOMAIN")]
+        login: String,
+        /// Hash method: yescrypt, sha512, sha256, bcrypt, md5
+        #[arg(long, value_name = "METHOD")]
+        hash: Option<String>,
+    },
+    /// Set a quota (NOQUOTA, 50M, 1000000S, 1000000S,500C)
+    Quota {
+        #[arg(value_name = "USER@DOMAIN")]
+        login: String,
+        quota: String,
+    },
+    /// Show an account's flags, or change them with +NAME and -NAME
+    Flags {
+        #[arg(value_name = "USER@DOMAIN")]
+        login: String,
+        #[arg(
+            value_name = "+NAME|-NAME",
+            allow_hyphen_values = true,
+            trailing_var_arg = true
+        )]
+        changes: Vec<String>,
+    },
+    /// Show an account
+    Show {
+        #[arg(value_name = "USER@DOMAIN")]
+        login: String,
+    },
+    /// List the accounts of a domain, or of all
+    List { domain: Option<String> },
+    /// Lift checkpassword's lockout of an account (from one address, or all)
+    Unlock {
+        #[arg(value_name = "USER@DOMAIN")]
+        login: String,
+        ip: Option<String>,
+    },
+    /// Show the last logins (lastauth)
+    Lastauth {
+        #[arg(value_name = "DOMAIN|USER@DOMAIN")]
+        scope: Option<String>,
+    },
+    /// Show the change log
+    Log {
+        #[arg(value_name = "DOMAIN|USER@DOMAIN")]
+        scope: Option<String>,
+        /// At most this many entries, the latest
+        #[arg(long, value_name = "N")]
+        limit: Option<String>,
+    },
 }
 
 /// Runs `mailaccounts ARGS`; returns the exit code.
 pub fn run(args: &[OsString]) -> i32 {
-    let args: Vec<String> = match args
-        .iter()
-        .skip(1)
-        .map(|a| a.clone().into_string())
-        .collect::<Result<_, _>>()
-    {
-        Ok(a) => a,
-        Err(_) => {
-            eprintln!("mailaccounts: fatal: arguments must be UTF-8");
-            return EXIT_USAGE;
+    let mut words: Vec<String> = Vec::with_capacity(args.len());
+    for a in args {
+        match a.clone().into_string() {
+            Ok(s) => words.push(s),
+            Err(_) => {
+                eprintln!("mailaccounts: fatal: arguments must be UTF-8");
+                return EXIT_USAGE;
+            }
         }
+    }
+    // Anywhere on the line, as it always was: also among flags' operands and after `--`.
+    let json = words.iter().skip(1).any(|a| a == "--json");
+    words.retain(|a| a != "--json");
+    let cli = match Cli::try_parse_from(&words) {
+        Ok(c) => c,
+        Err(e) => return clap_error(&e),
     };
-    let json = args.iter().any(|a| a == "--json");
-    let args: Vec<String> = args.into_iter().filter(|a| a != "--json").collect();
-    match dispatch(&args, json) {
+    match commands::run(cli.command, json || cli.json) {
         Ok(()) => EXIT_OK,
         Err(Fail::Usage(m)) => {
             eprintln!("mailaccounts: fatal: {m}");
@@ -308,615 +167,85 @@ pub fn run(args: &[OsString]) -> i32 {
     }
 }
 
-fn connect(settings: &Settings, create: bool) -> R<Box<dyn Conn>> {
-    let t = settings
-        .targets()
-        .map_err(|e| Fail::Temp(format!("bad configuration: {e}")))?;
-    // Changes go where vpopmail.mysql's update line points, when it has one.
-    let target = t.write.unwrap_or(t.read);
-    if let (true, Target::Sqlite(p)) = (create, &target) {
-        create_sqlite(p)?;
+/// Help on stdout (exit 0); anything else clap refuses as a usage error: one fatal line
+/// in the tool's words, then the usage it concerns (exit 100).
+fn clap_error(e: &clap::Error) -> i32 {
+    let text = e.render().to_string();
+    match e.kind() {
+        ErrorKind::DisplayHelp => {
+            print!("{text}");
+            return EXIT_OK;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            eprint!("mailaccounts: fatal: usage: mailaccounts [--json] COMMAND ...\n\n{text}");
+            return EXIT_USAGE;
+        }
+        _ => {}
     }
-    store::connect(&target).map_err(Fail::from)
-}
-
-/// `init` on the embedded back end creates the file (mode 0600: it holds hashes).
-fn create_sqlite(p: &Path) -> R<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Fail::Temp(format!("unable to create {}: {e}", dir.display())))?;
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(p)
-        .map(drop)
-        .map_err(|e| Fail::Temp(format!("unable to create {}: {e}", p.display())))
-}
-
-fn dispatch(args: &[String], json: bool) -> R<()> {
-    let Some((cmd, rest)) = args.split_first() else {
-        return usage(USAGE);
+    let first = match (e.kind(), e.get(ContextKind::InvalidSubcommand)) {
+        (ErrorKind::InvalidSubcommand, Some(ContextValue::String(c))) => {
+            format!("unknown command {c:?}")
+        }
+        // clap's message up to its first blank line, on one line.
+        _ => {
+            let words: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
+            let line = words.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+            line.strip_prefix("error: ").unwrap_or(&line).to_string()
+        }
     };
-    if cmd == "-h" || cmd == "--help" || cmd == "help" {
-        println!("{USAGE}");
-        return Ok(());
-    }
-    // SAFETY: plain id queries.
-    if unsafe { libc::getuid() != libc::geteuid() || libc::getgid() != libc::getegid() } {
-        // The environment chooses the database and QMAIL: a setuid copy would let any
-        // local user rewrite another's accounts.
-        return usage("refusing to run setuid or setgid: run it as the administrator");
-    }
-    let settings = Settings::load(&|k| std::env::var(k).ok(), true)
-        .map_err(|e| Fail::Temp(format!("bad configuration: {e}")))?;
-    let known = [
-        "init",
-        "add-domain",
-        "del-domain",
-        "domains",
-        "add",
-        "del",
-        "passwd",
-        "quota",
-        "flags",
-        "show",
-        "list",
-        "unlock",
-        "lastauth",
-        "log",
-    ];
-    if !known.contains(&cmd.as_str()) {
-        return usage(format!("unknown command {cmd:?}\n{USAGE}"));
-    }
-    // Check the arguments before touching the database or asking for a password.
-    let a = match cmd.as_str() {
-        "add-domain" => parse_args(rest, &["uid", "gid", "dir"], &[])?,
-        "del-domain" | "del" => parse_args(rest, &[], &["remove-dir"])?,
-        "add" => parse_args(rest, &["hash", "quota", "gecos", "flags"], &[])?,
-        "passwd" => parse_args(rest, &["hash"], &[])?,
-        "log" => parse_args(rest, &["limit"], &[])?,
-        // flags takes -NAME operands.
-        "flags" => Args {
-            pos: rest.to_vec(),
-            opts: vec![],
-        },
-        _ => parse_args(rest, &[], &[])?,
-    };
-    let db = connect(&settings, cmd == "init")?;
-    let mut c = Ctx {
-        settings,
-        db,
-        out: Out::new(json),
-    };
-    let r = commands(&mut c, cmd, &a);
-    let Ctx { db, out, .. } = c;
-    db.close();
-    r?;
-    out.flush();
-    Ok(())
-}
-
-fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
-    match cmd {
-        "init" => {
-            a.count(0, 0)?;
-            db::init(c.db.as_mut(), c.settings.tables)?;
-            c.log("", "", "init", "tables created where missing")?;
-            c.out.message("tables ready");
-        }
-        "add-domain" => add_domain(c, a)?,
-        "del-domain" => del_domain(c, a)?,
-        "domains" => {
-            a.count(0, 0)?;
-            let asg = AssignFile::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
-            let mut ds = asg.domains();
-            ds.sort_by(|x, y| x.name.cmp(&y.name));
-            let rows = ds
-                .iter()
-                .map(|d| {
-                    vec![
-                        out::Cell::s(&d.name),
-                        out::Cell::n(d.uid.into()),
-                        out::Cell::n(d.gid.into()),
-                        out::Cell::s(&d.dir.display().to_string()),
-                    ]
-                })
-                .collect();
-            c.out.table(&["domain", "uid", "gid", "dir"], rows);
-        }
-        "add" => add(c, a)?,
-        "del" => del(c, a)?,
-        "passwd" => {
-            a.count(1, 1)?;
-            let (u, d) = parse_login(&a.pos[0])?;
-            let method = method(a)?;
-            c.row(&u, &d)?;
-            let pw = read_password()?;
-            let (h, clear) = hashes(c, &pw, &method)?;
-            let t = c.table(&d);
-            db::update(
-                c.db.as_mut(),
-                &t,
-                &u,
-                &d,
-                &[
-                    ("pw_passwd", Val::text(&h)),
-                    ("pw_clear_passwd", Val::text(&clear)),
-                ],
-            )?;
-            c.log(&u, &d, "passwd", &format!("password changed ({method})"))?;
-            c.out.message(&format!("password changed for {u}@{d}"));
-        }
-        "quota" => {
-            a.count(2, 2)?;
-            let (u, d) = parse_login(&a.pos[0])?;
-            let q = flags_quota::quota_string(&a.pos[1]).map_err(Fail::Usage)?;
-            let row = c.row(&u, &d)?;
-            let old = text(&row, "pw_shell");
-            let t = c.table(&d);
-            db::update(c.db.as_mut(), &t, &u, &d, &[("pw_shell", Val::text(&q))])?;
-            // As vsetuserquota: the delivery agent recomputes maildirsize from the new quota.
-            let dir = text(&row, "pw_dir");
-            if !dir.is_empty() {
-                let _ = std::fs::remove_file(Path::new(&dir).join("Maildir/maildirsize"));
-            }
-            c.log(&u, &d, "quota", &format!("{old} -> {q}"))?;
-            c.out.message(&format!("quota for {u}@{d}: {q}"));
-        }
-        "flags" => {
-            if a.pos.is_empty() {
-                return usage(USAGE);
-            }
-            let (u, d) = parse_login(&a.pos[0])?;
-            let row = c.row(&u, &d)?;
-            let old = row.get("pw_gid").map_or(0, Val::as_int);
-            let new = flags_quota::apply_flags(old, &a.pos[1..]).map_err(Fail::Usage)?;
-            if new != old {
-                let t = c.table(&d);
-                db::update(c.db.as_mut(), &t, &u, &d, &[("pw_gid", Val::Int(new))])?;
-                c.log(
-                    &u,
-                    &d,
-                    "flags",
-                    &format!("{} -> {}", names_or_none(old), names_or_none(new)),
-                )?;
-            }
-            c.out.flags(&format!("{u}@{d}"), &flag_names(new));
-        }
-        "show" => {
-            a.count(1, 1)?;
-            let (u, d) = parse_login(&a.pos[0])?;
-            let row = c.row(&u, &d)?;
-            let la = db::lastauth(c.db.as_mut(), Some(&d), Some(&u))?;
-            let la = la.first();
-            let flags = row.get("pw_gid").map_or(0, Val::as_int);
-            let pass = row.get("pw_passwd").map(Val::as_bytes).unwrap_or_default();
-            let clear = !row
-                .get("pw_clear_passwd")
-                .map(Val::as_bytes)
-                .unwrap_or_default()
-                .is_empty();
-            c.out.record(&[
-                ("login", out::Cell::s(&format!("{u}@{d}"))),
-                ("gecos", out::Cell::s(&text(&row, "pw_gecos"))),
-                ("dir", out::Cell::s(&text(&row, "pw_dir"))),
-                ("quota", out::Cell::s(&text(&row, "pw_shell"))),
-                ("flags", out::Cell::list(&flag_names(flags))),
-                ("hash", out::Cell::s(hash::method_of(pass))),
-                ("clear_password", out::Cell::b(clear)),
-                (
-                    "last_login",
-                    la.map_or(out::Cell::Null, |r| {
-                        out::Cell::time(r.get("timestamp").map_or(0, Val::as_int))
-                    }),
-                ),
-                (
-                    "last_ip",
-                    la.map_or(out::Cell::Null, |r| out::Cell::s(&text(r, "remote_ip"))),
-                ),
-            ]);
-        }
-        "list" => {
-            a.count(0, 1)?;
-            let d = a.pos.first().map(|d| parse_domain(d)).transpose()?;
-            let rows = match (&d, c.settings.tables) {
-                (Some(d), _) => {
-                    let t = c.table(d);
-                    db::list(c.db.as_mut(), &t, Some(d))?
-                        .into_iter()
-                        .map(|r| (d.clone(), r))
-                        .collect()
-                }
-                (None, Tables::Single) => {
-                    let t = c.table("");
-                    db::list(c.db.as_mut(), &t, None)?
-                        .into_iter()
-                        .map(|r| (text(&r, "pw_domain"), r))
-                        .collect()
-                }
-                (None, Tables::PerDomain) => {
-                    let asg = AssignFile::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
-                    let mut all: Vec<(String, Row)> = Vec::new();
-                    let mut ds = asg.domains();
-                    ds.sort_by(|x, y| x.name.cmp(&y.name));
-                    for dom in ds {
-                        let t = c.table(&dom.name);
-                        for r in db::list(c.db.as_mut(), &t, None)? {
-                            all.push((dom.name.clone(), r));
-                        }
-                    }
-                    all
-                }
-            };
-            let cells = rows
-                .iter()
-                .map(|(d, r)| {
-                    vec![
-                        out::Cell::s(&format!("{}@{d}", text(r, "pw_name"))),
-                        out::Cell::s(&text(r, "pw_shell")),
-                        out::Cell::list(&flag_names(r.get("pw_gid").map_or(0, Val::as_int))),
-                        out::Cell::s(&text(r, "pw_dir")),
-                    ]
-                })
-                .collect();
-            c.out.table(&["login", "quota", "flags", "dir"], cells);
-        }
-        "unlock" => {
-            a.count(1, 2)?;
-            let (u, d) = parse_login(&a.pos[0])?;
-            let ip = a.pos.get(1).map(String::as_str);
-            if let Some(ip) = ip {
-                if ip.parse::<std::net::IpAddr>().is_err() {
-                    return usage(format!("bad address {ip:?}"));
-                }
-            }
-            let n = db::unlock(c.db.as_mut(), &format!("{u}@{d}"), ip)?;
-            c.log(
-                &u,
-                &d,
-                "unlock",
-                &format!(
-                    "{n} lock entries lifted{}",
-                    ip.map(|i| format!(" for {i}")).unwrap_or_default()
-                ),
-            )?;
-            c.out
-                .message(&format!("{n} lock entries lifted for {u}@{d}"));
-        }
-        "lastauth" => {
-            a.count(0, 1)?;
-            let (u, d) = scope(a.pos.first())?;
-            let rows = db::lastauth(c.db.as_mut(), d.as_deref(), u.as_deref())?;
-            let cells = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        out::Cell::s(&format!("{}@{}", text(r, "user"), text(r, "domain"))),
-                        out::Cell::time(r.get("timestamp").map_or(0, Val::as_int)),
-                        out::Cell::s(&text(r, "remote_ip")),
-                    ]
-                })
-                .collect();
-            c.out.table(&["login", "time", "ip"], cells);
-        }
-        "log" => {
-            a.count(0, 1)?;
-            let limit: u64 = match a.opt("limit") {
-                Some(l) => l
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0 && n <= 1_000_000)
-                    .ok_or_else(|| Fail::Usage(format!("bad --limit {l:?}")))?,
-                None => 100,
-            };
-            let (u, d) = scope(a.pos.first())?;
-            let rows = db::changes(c.db.as_mut(), d.as_deref(), u.as_deref(), limit)?;
-            let cells = rows
-                .iter()
-                .map(|r| {
-                    let (n, dm) = (text(r, "pw_name"), text(r, "pw_domain"));
-                    let who = match (n.is_empty(), dm.is_empty()) {
-                        (true, true) => String::new(),
-                        (true, false) => dm,
-                        _ => format!("{n}@{dm}"),
-                    };
-                    vec![
-                        out::Cell::time(r.get("timestamp").map_or(0, Val::as_int)),
-                        out::Cell::s(&text(r, "actor")),
-                        out::Cell::s(&who),
-                        out::Cell::s(&text(r, "action")),
-                        out::Cell::s(&text(r, "detail")),
-                    ]
-                })
-                .collect();
-            c.out
-                .table(&["time", "by", "account", "action", "detail"], cells);
-        }
-        _ => return usage(USAGE),
-    }
-    Ok(())
-}
-
-/// An optional `DOMAIN` or `USER@DOMAIN` operand: (user, domain).
-fn scope(arg: Option<&String>) -> R<(Option<String>, Option<String>)> {
-    Ok(match arg {
-        Some(s) if s.contains('@') => {
-            let (u, d) = parse_login(s)?;
-            (Some(u), Some(d))
-        }
-        Some(s) => (None, Some(parse_domain(s)?)),
-        None => (None, None),
-    })
-}
-
-fn method(a: &Args) -> R<String> {
-    match a.opt("hash") {
-        Some(m) if hash::METHODS.iter().any(|(n, _)| *n == m) => Ok(m.to_string()),
-        Some(m) => usage(format!(
-            "unknown hash method {m:?}; known: {}",
-            hash::METHODS
-                .iter()
-                .map(|m| m.0)
-                .collect::<Vec<_>>()
-                .join(" ")
-        )),
-        None => Ok(hash::default_method().to_string()),
-    }
-}
-
-/// The pw_passwd hash and the pw_clear_passwd value (empty unless the site keeps them).
-fn hashes(c: &Ctx, pw: &[u8], method: &str) -> R<(String, Zeroizing<String>)> {
-    let h = hash::hash(pw, method).map_err(Fail::Usage)?;
-    let clear = if c.settings.clear_passwords {
-        Zeroizing::new(String::from_utf8_lossy(pw).into_owned())
-    } else {
-        Zeroizing::new(String::new())
-    };
-    Ok((h, clear))
-}
-
-fn add_domain(c: &mut Ctx, a: &Args) -> R<()> {
-    a.count(1, 1)?;
-    let d = parse_domain(&a.pos[0])?;
-    let need = |n: &str| {
-        a.opt(n)
-            .ok_or_else(|| Fail::Usage(format!("add-domain needs --{n}")))
-    };
-    let uid = id_of(need("uid")?, false)?;
-    let gid = id_of(need("gid")?, true)?;
-    if uid == 0 || gid == 0 {
-        return usage("refusing uid or gid 0: checkpassword never runs a mailbox as root");
-    }
-    let dir = PathBuf::from(need("dir")?);
-    if !dir.is_absolute() || dir.to_str().is_none_or(|s| s.contains([':', '\n'])) {
-        return usage(format!(
-            "bad --dir {}: want an absolute path without ':'",
-            dir.display()
-        ));
-    }
-    let mut asg = AssignFile::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
-    let dom = Domain {
-        name: d.clone(),
-        uid,
-        gid,
-        dir: dir.clone(),
-    };
-    if let Some(old) = asg.find(&d) {
-        if old != dom {
-            return usage(format!(
-                "domain {d} exists (uid {} gid {} dir {})",
-                old.uid,
-                old.gid,
-                old.dir.display()
-            ));
-        }
-    }
-    // Directory, then table, then the assign entry that makes the domain exist: a
-    // failure leaves nothing a re-run would trip over.
-    maildir::make_domain_dir(&dir, uid, gid).map_err(Fail::Temp)?;
-    if c.settings.tables == Tables::PerDomain {
-        db::create_domain_table(c.db.as_mut(), &d)?;
-    }
-    asg.add(&dom);
-    asg.save().map_err(Fail::Temp)?;
-    drop(asg);
-    c.log(
-        "",
-        &d,
-        "add-domain",
-        &format!("uid {uid} gid {gid} dir {}", dir.display()),
-    )?;
-    c.out.message(&format!("domain {d} added"));
-    Ok(())
-}
-
-fn del_domain(c: &mut Ctx, a: &Args) -> R<()> {
-    a.count(1, 1)?;
-    let d = parse_domain(&a.pos[0])?;
-    let mut asg = AssignFile::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
-    let Some(dom) = asg.find(&d) else {
-        return usage(format!("no such domain {d}"));
-    };
-    // Directory and rows first, the assign entry last: until it is gone a re-run finds
-    // the domain and finishes the job.
-    if a.has("remove-dir") {
-        match std::fs::remove_dir_all(&dom.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Fail::Temp(format!(
-                    "unable to remove {}: {e}",
-                    dom.dir.display()
-                )))
-            }
-        }
-    }
-    let t = c.table(&d);
-    let n = db::delete(c.db.as_mut(), &t, None, &d)?;
-    asg.remove(&d);
-    asg.save().map_err(Fail::Temp)?;
-    drop(asg);
-    c.log(
-        "",
-        &d,
-        "del-domain",
-        &format!(
-            "{n} accounts deleted{}",
-            if a.has("remove-dir") {
-                ", directory removed"
-            } else {
-                ""
-            }
-        ),
-    )?;
-    c.out.message(&format!("domain {d} deleted ({n} accounts)"));
-    Ok(())
-}
-
-fn add(c: &mut Ctx, a: &Args) -> R<()> {
-    a.count(1, 1)?;
-    let (u, d) = parse_login(&a.pos[0])?;
-    let method = method(a)?;
-    let quota =
-        flags_quota::quota_string(a.opt("quota").unwrap_or("NOQUOTA")).map_err(Fail::Usage)?;
-    let gecos = a.opt("gecos").unwrap_or(&u).to_string();
-    if gecos.len() > 64 || gecos.contains(['\n', '\0']) {
-        return usage("bad --gecos: at most 64 characters on one line");
-    }
-    let flag_changes: Vec<String> = a
-        .opt("flags")
-        .map(|f| {
-            f.split([',', ' '])
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    let flags = flags_quota::apply_flags(0, &flag_changes).map_err(Fail::Usage)?;
-    let dom = c.domain(&d)?;
-    let t = c.table(&d);
-    if db::get(c.db.as_mut(), &t, &u, &d)?.is_some() {
-        return usage(format!("account {u}@{d} exists"));
-    }
-    let pw = read_password()?;
-    let (h, clear) = hashes(c, &pw, &method)?;
-    let n = match c.settings.tables {
-        Tables::Single => db::list(c.db.as_mut(), &t, Some(&d))?.len(),
-        Tables::PerDomain => db::list(c.db.as_mut(), &t, None)?.len(),
-    } as u64;
-    // A user directory left by an earlier, failed run is reused where it is.
-    let hashed = ["".to_string(), maildir::bucket(n)]
-        .into_iter()
-        .find(|h| {
-            let mut p = dom.dir.clone();
-            if !h.is_empty() {
-                p.push(h);
-            }
-            p.join(&u).join("Maildir").is_dir()
-        })
-        .unwrap_or_else(|| maildir::bucket(n));
-    let (udir, created) =
-        maildir::make_user(&dom.dir, &hashed, &u, dom.uid, dom.gid).map_err(Fail::Temp)?;
-    let dir_s = udir.display().to_string();
-    if dir_s.len() > 160 {
-        if created {
-            let _ = std::fs::remove_dir_all(&udir);
-        }
-        return usage(format!(
-            "directory {dir_s} does not fit pw_dir (160 characters)"
-        ));
-    }
-    let ins = db::insert(
-        c.db.as_mut(),
-        &t,
-        &db::NewUser {
-            user: &u,
-            domain: &d,
-            passwd: &h,
-            clear: &clear,
-            gecos: &gecos,
-            dir: &dir_s,
-            quota: &quota,
-            flags,
-        },
-    );
-    if let Err(e) = ins {
-        // Another run added the account meanwhile: its directory is this one; keep it.
-        if let Ok(Some(_)) = db::get(c.db.as_mut(), &t, &u, &d) {
-            return usage(format!("account {u}@{d} exists"));
-        }
-        // No directory without its row: take back what this run made.
-        if created {
-            let _ = std::fs::remove_dir_all(&udir);
-        }
-        return Err(e.into());
-    }
-    c.log(
-        &u,
-        &d,
-        "add",
-        &format!(
-            "dir {dir_s} quota {quota} hash {method}{}{}",
-            if flags != 0 {
-                format!(" flags {}", flag_names(flags).join(" "))
-            } else {
-                String::new()
-            },
-            if c.settings.clear_passwords {
-                " clear password kept"
-            } else {
-                ""
-            }
-        ),
-    )?;
-    c.out.message(&format!("account {u}@{d} added, {dir_s}"));
-    Ok(())
-}
-
-fn del(c: &mut Ctx, a: &Args) -> R<()> {
-    a.count(1, 1)?;
-    let (u, d) = parse_login(&a.pos[0])?;
-    let row = c.row(&u, &d)?;
-    let dir = text(&row, "pw_dir");
-    // The directory before the row: while the row exists, a re-run can still find it.
-    let removed = a.has("remove-dir") && !dir.is_empty();
-    if removed {
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Fail::Temp(format!("unable to remove {dir}: {e}"))),
-        }
-    }
-    let t = c.table(&d);
-    db::delete(c.db.as_mut(), &t, Some(&u), &d)?;
-    c.log(
-        &u,
-        &d,
-        "del",
-        if removed {
-            "account and directory removed"
-        } else {
-            "account removed, directory kept"
-        },
-    )?;
-    c.out.message(&format!("account {u}@{d} deleted"));
-    Ok(())
+    let usage = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Usage: "))
+        .unwrap_or("mailaccounts [--json] COMMAND ...");
+    eprintln!("mailaccounts: fatal: {first}\nusage: {usage}\n(mailaccounts help COMMAND for more)");
+    EXIT_USAGE
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(args: &[&str]) -> Result<Command, ErrorKind> {
+        let mut v = vec!["mailaccounts"];
+        v.extend(args);
+        Cli::try_parse_from(v)
+            .map(|c| c.command)
+            .map_err(|e| e.kind())
+    }
+
     #[test]
-    fn login_names() {
-        assert!(parse_login("Alice@Example.COM").is_ok());
-        assert!(parse_login("a/b@x.com").is_err());
-        assert!(parse_login("../x@x.com").is_err());
-        assert!(parse_login("a@x/y").is_err());
-        assert!(parse_login("a").is_err());
+    fn command_lines() {
+        match parse(&["flags", "a@b.example", "-NO_POP", "+NO_SMTP"]) {
+            Ok(Command::Flags { login, changes }) => {
+                assert_eq!(login, "a@b.example");
+                assert_eq!(changes, ["-NO_POP", "+NO_SMTP"]);
+            }
+            _ => panic!("flags"),
+        }
+        match parse(&["add", "--quota", "5M", "a@b.example", "--quota=7M"]) {
+            Ok(Command::Add { login, quota, .. }) => {
+                assert_eq!(
+                    (login.as_str(), quota.as_deref()),
+                    ("a@b.example", Some("7M"))
+                );
+            }
+            _ => panic!("add"),
+        }
+        assert_eq!(
+            parse(&["add", "a@b.example", "pw-on-argv"]).err(),
+            Some(ErrorKind::UnknownArgument)
+        );
+        assert_eq!(
+            parse(&["frobnicate"]).err(),
+            Some(ErrorKind::InvalidSubcommand)
+        );
+        assert_eq!(parse(&["--help"]).err(), Some(ErrorKind::DisplayHelp));
+        assert_eq!(parse(&["help", "add"]).err(), Some(ErrorKind::DisplayHelp));
+        assert_eq!(
+            parse(&["del", "--help"]).err(),
+            Some(ErrorKind::DisplayHelp)
+        );
+        assert!(parse(&["--json", "list"]).is_ok());
+        <Cli as clap::CommandFactory>::command().debug_assert();
     }
 }
