@@ -4,6 +4,8 @@
 //! vpopmail and our checkpassword all read the same entry.
 
 use std::fs::File;
+
+use nix::fcntl::{Flock, FlockArg};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ pub type Record = (Vec<u8>, Vec<u8>);
 pub struct AssignFile {
     pub path: PathBuf,
     lines: Vec<String>,
-    _lock: std::fs::File,
+    _lock: Flock<File>,
 }
 
 fn domain_of(line: &str) -> Option<Domain> {
@@ -53,15 +55,13 @@ impl AssignFile {
             .mode(0o600)
             .open(&lockp)
             .map_err(|e| format!("unable to open {}: {e}", lockp.display()))?;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0
-        {
-            return Err(format!(
+        let lock = Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| {
+            format!(
                 "unable to lock {}: {}",
                 lockp.display(),
-                std::io::Error::last_os_error()
-            ));
-        }
+                std::io::Error::from_raw_os_error(e as i32)
+            )
+        })?;
         let path = users.join("assign");
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,

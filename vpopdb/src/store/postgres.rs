@@ -318,8 +318,7 @@ impl Postgres {
         let mut out = ((body.len() + 4) as i32).to_be_bytes().to_vec();
         out.extend_from_slice(&body);
         self.w.write_all(&out)?;
-        let pw = p.password.as_bytes();
-        let mut scram: Option<(Scram, Option<[u8; 32]>)> = None;
+        let mut scram = None;
         loop {
             let (t, body) = self.read()?;
             match t {
@@ -329,72 +328,9 @@ impl Postgres {
                 // Parameter status, backend key, notices.
                 _ => continue,
             }
-            let code = be32(&body)?;
-            let data = &body[4..];
-            let mut out = Vec::new();
-            match code {
-                0 => {
-                    if let Some((_, Some(_))) = scram {
-                        return Err(proto("SCRAM finished without the server's signature"));
-                    }
-                    continue;
-                }
-                3 => {
-                    let mut m = Zeroizing::new(pw.to_vec());
-                    m.push(0);
-                    msg(&mut out, b'p', &m);
-                }
-                5 => {
-                    let salt = data.get(..4).ok_or_else(|| proto("short md5 salt"))?;
-                    let mut m = md5_password(pw, p.user.as_bytes(), salt).into_bytes();
-                    m.push(0);
-                    msg(&mut out, b'p', &m);
-                }
-                10 => {
-                    let offered = data.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256");
-                    if !offered {
-                        return Err(DbError::Other(
-                            "the server offers no SCRAM-SHA-256 without TLS".into(),
-                        ));
-                    }
-                    let s = Scram::new()?;
-                    let first = format!("n,,{}", s.first_bare);
-                    let mut m = b"SCRAM-SHA-256\0".to_vec();
-                    m.extend_from_slice(&(first.len() as i32).to_be_bytes());
-                    m.extend_from_slice(first.as_bytes());
-                    msg(&mut out, b'p', &m);
-                    scram = Some((s, None));
-                }
-                11 => {
-                    let Some((s, expect)) = scram.as_mut() else {
-                        return Err(proto("SCRAM message out of turn"));
-                    };
-                    let server_first = std::str::from_utf8(data).map_err(|_| proto("SCRAM"))?;
-                    let (fin, sig) = s.finish(pw, server_first)?;
-                    *expect = Some(sig);
-                    msg(&mut out, b'p', fin.as_bytes());
-                }
-                12 => {
-                    let Some((_, expect)) = scram.as_mut() else {
-                        return Err(proto("SCRAM message out of turn"));
-                    };
-                    let text = std::str::from_utf8(data).map_err(|_| proto("SCRAM"))?;
-                    let got = text.strip_prefix("v=").and_then(b64_decode);
-                    if expect.is_none() || got.as_deref() != expect.as_ref().map(|e| &e[..]) {
-                        return Err(DbError::Other(
-                            "the server's SCRAM signature is wrong: not the server we know".into(),
-                        ));
-                    }
-                    *expect = None;
-                    continue;
-                }
-                n => {
-                    return Err(DbError::Other(format!(
-                        "unsupported PostgreSQL authentication method {n}"
-                    )))
-                }
+            if let Some(out) = auth_answer(p, &body, &mut scram)? {
+                self.w.write_all(&out)?;
             }
-            self.w.write_all(&out)?;
         }
     }
 
@@ -470,6 +406,85 @@ impl Postgres {
         self.w.write_all(&out)?;
         self.answer()
     }
+}
+
+/// SCRAM's state between the server's messages: our side, and the server signature its
+/// final message must carry.
+type ScramState = Option<(Scram, Option<[u8; 32]>)>;
+
+/// Our answer to one authentication request of the server; none when it wants none.
+fn auth_answer(
+    p: &PgTarget,
+    body: &[u8],
+    scram: &mut ScramState,
+) -> Result<Option<Vec<u8>>, DbError> {
+    let pw = p.password.as_bytes();
+    let code = be32(body)?;
+    let data = &body[4..];
+    let mut out = Vec::new();
+    match code {
+        0 => {
+            if let Some((_, Some(_))) = scram {
+                return Err(proto("SCRAM finished without the server's signature"));
+            }
+            return Ok(None);
+        }
+        3 => {
+            let mut m = Zeroizing::new(pw.to_vec());
+            m.push(0);
+            msg(&mut out, b'p', &m);
+        }
+        5 => {
+            let salt = data.get(..4).ok_or_else(|| proto("short md5 salt"))?;
+            let mut m = md5_password(pw, p.user.as_bytes(), salt).into_bytes();
+            m.push(0);
+            msg(&mut out, b'p', &m);
+        }
+        10 => {
+            let offered = data.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256");
+            if !offered {
+                return Err(DbError::Other(
+                    "the server offers no SCRAM-SHA-256 without TLS".into(),
+                ));
+            }
+            let s = Scram::new()?;
+            let first = format!("n,,{}", s.first_bare);
+            let mut m = b"SCRAM-SHA-256\0".to_vec();
+            m.extend_from_slice(&(first.len() as i32).to_be_bytes());
+            m.extend_from_slice(first.as_bytes());
+            msg(&mut out, b'p', &m);
+            *scram = Some((s, None));
+        }
+        11 => {
+            let Some((s, expect)) = scram.as_mut() else {
+                return Err(proto("SCRAM message out of turn"));
+            };
+            let server_first = std::str::from_utf8(data).map_err(|_| proto("SCRAM"))?;
+            let (fin, sig) = s.finish(pw, server_first)?;
+            *expect = Some(sig);
+            msg(&mut out, b'p', fin.as_bytes());
+        }
+        12 => {
+            let Some((_, expect)) = scram.as_mut() else {
+                return Err(proto("SCRAM message out of turn"));
+            };
+            let text = std::str::from_utf8(data).map_err(|_| proto("SCRAM"))?;
+            let got = text.strip_prefix("v=").and_then(b64_decode);
+            if expect.is_none() || got.as_deref() != expect.as_ref().map(|e| &e[..]) {
+                return Err(DbError::Other(
+                    "the server's SCRAM signature is wrong: not the server we know".into(),
+                ));
+            }
+            *expect = None;
+            return Ok(None);
+        }
+        n => {
+            return Err(DbError::Other(format!(
+                "unsupported PostgreSQL authentication method {n}"
+            )))
+        }
+    }
+    Ok(Some(out))
 }
 
 fn hex(b: &[u8]) -> String {
