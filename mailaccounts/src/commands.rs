@@ -536,16 +536,7 @@ fn del_domain(c: &mut Ctx, domain: &str, remove_dir: bool) -> R<()> {
     // Directory and rows first, the assign entry last: until it is gone a re-run finds
     // the domain and finishes the job.
     if remove_dir {
-        match std::fs::remove_dir_all(&dom.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Fail::Temp(format!(
-                    "unable to remove {}: {e}",
-                    dom.dir.display()
-                )))
-            }
-        }
+        maildir::remove_tree(&dom.dir).map_err(Fail::Temp)?;
     }
     let t = c.table(&d);
     let n = db::delete(c.db.as_mut(), &t, None, &d)?;
@@ -680,11 +671,7 @@ fn del(c: &mut Ctx, login: &str, remove_dir: bool) -> R<()> {
     // The directory before the row: while the row exists, a re-run can still find it.
     let removed = remove_dir && !dir.is_empty();
     if removed {
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Fail::Temp(format!("unable to remove {dir}: {e}"))),
-        }
+        maildir::remove_tree(Path::new(&dir)).map_err(Fail::Temp)?;
     }
     let t = c.table(&d);
     db::delete(c.db.as_mut(), &t, Some(&u), &d)?;

@@ -134,6 +134,14 @@ pub fn get(db: &mut dyn Conn, t: &Table, user: &str, domain: &str) -> Result<Opt
     }
 }
 
+/// A table not made yet has no rows.
+fn rows_or_none(r: Result<Vec<Row>, DbError>) -> Result<Vec<Row>, DbError> {
+    match r {
+        Err(DbError::NoTable) => Ok(vec![]),
+        r => r,
+    }
+}
+
 /// Every user of `domain` (all domains: `None`, single layout only), sorted.
 pub fn list(db: &mut dyn Conn, t: &Table, domain: Option<&str>) -> Result<Vec<Row>, DbError> {
     let k = db.kind();
@@ -150,10 +158,7 @@ pub fn list(db: &mut dyn Conn, t: &Table, domain: Option<&str>) -> Result<Vec<Ro
         k.ident("pw_name")
     };
     let sql = format!("SELECT * FROM {}{w} ORDER BY {order}", k.ident(&t.name));
-    match db.query(&sql, &p) {
-        Err(DbError::NoTable) => Ok(vec![]),
-        r => r,
-    }
+    rows_or_none(db.query(&sql, &p))
 }
 
 pub struct NewUser<'a> {
@@ -339,10 +344,7 @@ pub fn lastauth(
         k.ident("domain"),
         k.ident("user")
     );
-    match db.query(&sql, &p) {
-        Err(DbError::NoTable) => Ok(vec![]),
-        r => r,
-    }
+    rows_or_none(db.query(&sql, &p))
 }
 
 pub struct Change<'a> {
@@ -404,8 +406,5 @@ pub fn changes(
         k.ident("recent"),
         k.ident("id"),
     );
-    match db.query(&sql, &p) {
-        Err(DbError::NoTable) => Ok(vec![]),
-        r => r,
-    }
+    rows_or_none(db.query(&sql, &p))
 }

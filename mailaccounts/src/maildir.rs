@@ -103,6 +103,16 @@ pub fn make_user(
     Ok((d, created))
 }
 
+/// Removes a directory tree; one that is gone already is no error (a re-run after a
+/// failure finishes the job).
+pub fn remove_tree(dir: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("unable to remove {}: {e}", dir.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
