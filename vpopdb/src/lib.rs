@@ -28,8 +28,7 @@ pub fn now() -> i64 {
 }
 
 // libxcrypt (crypt_rn, crypt_gensalt_rn) is linked in, not loaded from a shared library
-// at every start: each shared library costs every login its mapping and symbol binding;
-// with gcc's unwinder (linked in by ucspi) together ~0.12 ms of a ~1 ms start
-// (bench/checkpassword). The binary stays position-independent; libm and libc stay shared.
+// at every start: each shared library costs every login its mapping and symbol binding.
+// The binaries stay position-independent; libm and libc stay shared.
 #[link(name = "crypt", kind = "static", modifiers = "-bundle")]
 extern "C" {}
