@@ -11,7 +11,7 @@ top=$(pwd)
 ensure_rust
 ensure_debian_binaries            # djb's tcpclient plays the client
 apt_install libcrypt-dev
-cargo build --release -q -p tcprules -p tcpserver -p checkpassword
+cargo build --release -q -p tcprules -p tcpserver -p checkpassword -p mailaccounts
 bin=$top/target/release
 tcpclient=$top/.ext/ucspi-tcp/usr/bin/tcpclient
 

@@ -3,8 +3,10 @@
 //! config file that happened to get that number), bounded in size and in time.
 
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use ucspi::fd::{self, Want};
 use zeroize::Zeroizing;
 
 /// The interface's limit: at most 512 bytes before end of file.
@@ -33,64 +35,33 @@ pub struct Credentials {
     pub challenge: Vec<u8>,
 }
 
-/// Whether `fd` is open, without opening anything.
-pub fn is_open(fd: i32) -> bool {
-    // SAFETY: F_GETFD only queries the descriptor table.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
-}
-
-/// Reads `fd` to end of file (at most [`MAX_INPUT`] bytes, within `limit`), then closes it.
-pub fn read_all(fd: i32, limit: Duration) -> Result<Zeroizing<Vec<u8>>, Fd3Error> {
-    if !is_open(fd) {
+/// Reads fd 3 to end of file (at most [`MAX_INPUT`] bytes, within `limit`), then closes
+/// it: the interface requires that, and it must not leak into the program exec'd next.
+pub fn read_all(limit: Duration) -> Result<Zeroizing<Vec<u8>>, Fd3Error> {
+    if !fd::is_open(3) {
         return Err(Fd3Error::NotOpen);
     }
-    let r = read_bounded(fd, limit);
-    // SAFETY: fd is ours to close; the interface requires closing it so it cannot leak
-    // into the program we exec.
-    unsafe { libc::close(fd) };
-    r
+    // SAFETY: fd 3 is open and nothing else in this process owns it: the caller handed it
+    // over, and nothing has been opened yet. Dropping the owner closes it.
+    let fd3 = unsafe { OwnedFd::from_raw_fd(3) };
+    read_bounded(&fd3, Instant::now() + limit)
 }
 
-fn read_bounded(fd: i32, limit: Duration) -> Result<Zeroizing<Vec<u8>>, Fd3Error> {
+fn read_bounded(fd: &OwnedFd, deadline: Instant) -> Result<Zeroizing<Vec<u8>>, Fd3Error> {
+    let errno = |e: io::Error| Fd3Error::Read(e.raw_os_error().unwrap_or(libc::EIO));
     let mut buf = Zeroizing::new(vec![0u8; MAX_INPUT + 1]);
     let mut len = 0usize;
-    let deadline = Instant::now() + limit;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if !fd::wait(fd, Want::Read, deadline).map_err(errno)? {
             return Err(Fd3Error::Timeout);
         }
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
+        let got = match fd::read(fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(errno(e)),
         };
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(Fd3Error::Read(e.raw_os_error().unwrap_or(libc::EIO)));
-        }
-        if n == 0 {
-            continue;
-        }
-        // SAFETY: reading into the unused tail of a live buffer.
-        let got = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
-        if got < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EAGAIN) {
-                continue;
-            }
-            return Err(Fd3Error::Read(e.raw_os_error().unwrap_or(libc::EIO)));
-        }
-        if got == 0 {
-            break;
-        }
-        len += got as usize;
+        len += got;
         if len > MAX_INPUT {
             return Err(Fd3Error::TooLong);
         }

@@ -1,4 +1,4 @@
-//! Which service a login is for (vchkpw's rules) and the pw_gid flag bits that deny it.
+//! Which service a login is for (vchkpw's rules) and whether the user's flags deny it.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -8,11 +8,7 @@ pub enum Service {
     Webmail,
 }
 
-pub const NO_POP: i64 = 0x02;
-pub const NO_WEBMAIL: i64 = 0x04;
-pub const NO_IMAP: i64 = 0x08;
-pub const NO_RELAY: i64 = 0x20;
-pub const NO_SMTP: i64 = 0x800;
+use vpopdb::flags_quota::{NO_IMAP, NO_POP, NO_SMTP, NO_WEBMAIL};
 
 /// The service and the name vchkpw logs it under (`vchkpw-pop3`, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]

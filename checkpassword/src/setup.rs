@@ -2,54 +2,141 @@
 //! environment, then std's exec (which restores SIGPIPE's default disposition).
 
 use std::ffi::OsString;
+use std::os::fd::IntoRawFd;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use ucspi::errstr::io_str;
 
-fn errno() -> std::io::Error {
-    std::io::Error::last_os_error()
-}
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::unistd::{self, geteuid, getgid, getuid, Gid, Uid};
+use ucspi::errstr::io_str;
+use vpopdb::config::{account, Settings};
+use vpopdb::flags_quota;
+use vpopdb::users::User;
+
+use crate::request::{Request, Who};
+use crate::service::Service;
 
 /// What of std's start-up `main` (without it) still needs, as std does it: fds 0, 1
 /// and 2 open (on /dev/null if closed, so that no file we open takes their place and
 /// gets a log line or a child's output), and SIGPIPE ignored (a closed stderr is an
 /// error, not a kill; the exec restores the default).
 pub fn process_start() {
-    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
-        fd,
-        events: 0,
-        revents: 0,
-    });
-    loop {
-        // SAFETY: three pollfd structs owned here, no timeout.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } != -1 {
-            break;
+    for fd in 0..3 {
+        if ucspi::fd::is_open(fd) {
+            continue;
         }
-        match errno().raw_os_error() {
-            Some(libc::EINTR) => continue,
-            // No poll: ask each fd instead.
-            _ => {
-                for p in &mut fds {
-                    // SAFETY: a flag query on an integer fd.
-                    if unsafe { libc::fcntl(p.fd, libc::F_GETFD) } == -1 {
-                        p.revents = libc::POLLNVAL;
-                    }
-                }
-                break;
-            }
+        // The lowest free number is the closed one; it stays open across the exec, as
+        // std's start-up leaves it.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .and_then(|f| {
+                fcntl(&f, FcntlArg::F_SETFD(FdFlag::empty()))?;
+                Ok(f.into_raw_fd())
+            });
+        if opened.is_err() {
+            std::process::abort();
         }
     }
-    for p in fds {
-        if p.revents & libc::POLLNVAL != 0 {
-            // SAFETY: a constant NUL-terminated path; the lowest free fd is the closed one.
-            if unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR, 0) } == -1 {
-                std::process::abort();
-            }
+    // SAFETY: ignoring a signal installs no handler of ours that could run at a bad time.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+}
+
+/// Sets up the process for the program: ids and directory as the mode of the login
+/// requires; returns the environment to add for it.
+pub fn process(
+    req: &Request,
+    settings: &Settings,
+    who: &Who,
+    user: &User,
+) -> Result<Vec<(String, OsString)>, String> {
+    let ids = who
+        .assigned
+        .as_ref()
+        .map(|a| (a.uid, a.gid))
+        .or(settings.uid.zip(settings.gid))
+        .or_else(|| account("vpopmail").map(|a| (a.uid, a.gid)));
+    let home = PathBuf::from(OsString::from_vec(user.dir.clone()));
+    let smtp = req.service.service == Service::Smtp;
+    if req.setuid {
+        // The caller chose prog: it runs as the caller, never as us or the domain.
+        drop_to_caller()?;
+        if !(smtp || req.dovecot) {
+            chdir(&home)?;
         }
+    } else if req.dovecot {
+        // Dovecot's checkpassword-reply must keep ORIG_UID's uid; ids go in EXTRA,
+        // where 0 would make Dovecot run the mail processes as root.
+        if let Some((uid, gid)) = ids.filter(|&(u, g)| u == 0 || g == 0) {
+            return Err(format!(
+                "refusing to give Dovecot uid {uid} gid {gid} for {}",
+                who.domain()
+            ));
+        }
+    } else if getuid().is_root() {
+        let Some((uid, gid)) = ids else {
+            return Err(format!(
+                "no uid/gid for {}: no users/cdb entry, uid/gid settings or vpopmail account",
+                who.domain()
+            ));
+        };
+        drop_to(uid, gid)?;
+        if !smtp {
+            chdir(&home)?;
+        }
+    } else if !smtp {
+        return Err(format!(
+            "not running as root: refusing to run {} for {} as the caller",
+            req.prog[0].to_string_lossy(),
+            req.service.logname
+        ));
     }
-    // SAFETY: setting a signal's disposition to ignore.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    Ok(next_env(req, who, user, ids, home))
+}
+
+/// vchkpw's variables for the program, and Dovecot's extra fields when it called.
+fn next_env(
+    req: &Request,
+    who: &Who,
+    user: &User,
+    ids: Option<(u32, u32)>,
+    home: PathBuf,
+) -> Vec<(String, OsString)> {
+    let name = if req.dovecot {
+        who.address()
+    } else {
+        who.user().to_string()
+    };
+    let mut env: Vec<(String, OsString)> = vec![
+        ("USER".into(), name.into()),
+        ("HOME".into(), home.into_os_string()),
+        ("SHELL".into(), "NOLOGIN".into()),
+        ("VPOPUSER".into(), who.name.full.clone().into()),
+    ];
+    if !req.dovecot {
+        return env;
+    }
+    let mut extra = Vec::new();
+    if let Some((uid, gid)) = ids {
+        env.push(("userdb_uid".into(), uid.to_string().into()));
+        env.push(("userdb_gid".into(), gid.to_string().into()));
+        extra.extend(["userdb_uid", "userdb_gid"]);
+    }
+    if let Some(q) = flags_quota::dovecot_rule(&user.quota) {
+        env.push(("userdb_quota_rule".into(), q.into()));
+        extra.push("userdb_quota_rule");
+    }
+    if !extra.is_empty() {
+        env.push(("EXTRA".into(), extra.join(" ").into()));
+    }
+    if req.authorized {
+        env.push(("AUTHORIZED".into(), "2".into()));
+    }
+    env
 }
 
 /// Becomes `uid`:`gid` with `gid` as the only group, for good (real, effective and saved).
@@ -62,37 +149,31 @@ pub fn drop_to(uid: u32, gid: u32) -> Result<(), String> {
 
 /// In a setuid or setgid process: back to the caller's real ids, for good.
 pub fn drop_to_caller() -> Result<(), String> {
-    // SAFETY: plain id queries.
-    let (uid, gid, root) = unsafe { (libc::getuid(), libc::getgid(), libc::geteuid() == 0) };
     // Only root may (and must) replace the supplementary groups.
-    become_ids(uid, gid, root)
+    become_ids(getuid().as_raw(), getgid().as_raw(), geteuid().is_root())
 }
 
 fn become_ids(uid: u32, gid: u32, set_groups: bool) -> Result<(), String> {
-    // SAFETY: plain syscalls on integers and a one-element array.
-    unsafe {
-        if set_groups && libc::setgroups(1, &gid) != 0 {
-            return Err(format!("setgroups {gid} failed: {}", errno()));
-        }
-        if libc::setresgid(gid, gid, gid) != 0 {
-            return Err(format!("setgid {gid} failed: {}", errno()));
-        }
-        if libc::setresuid(uid, uid, uid) != 0 {
-            return Err(format!("setuid {uid} failed: {}", errno()));
-        }
+    let (u, g) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    if set_groups {
+        unistd::setgroups(&[g]).map_err(|e| format!("setgroups {gid} failed: {}", errno(e)))?;
     }
-    verify(uid, gid)
+    unistd::setresgid(g, g, g).map_err(|e| format!("setgid {gid} failed: {}", errno(e)))?;
+    unistd::setresuid(u, u, u).map_err(|e| format!("setuid {uid} failed: {}", errno(e)))?;
+    ids_stuck(u, g)
 }
 
-fn verify(uid: u32, gid: u32) -> Result<(), String> {
-    let (mut r, mut e, mut s) = (0, 0, 0);
-    let (mut rg, mut eg, mut sg) = (0, 0, 0);
-    // SAFETY: out-pointers to locals.
-    unsafe {
-        libc::getresuid(&mut r, &mut e, &mut s);
-        libc::getresgid(&mut rg, &mut eg, &mut sg);
-    }
-    if (r, e, s) != (uid, uid, uid) || (rg, eg, sg) != (gid, gid, gid) {
+/// nix's errno in the words std's `io::Error` gives it (`Operation not permitted (os
+/// error 1)`), as the log line has always had it.
+fn errno(e: nix::errno::Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
+}
+
+/// Whether all three uids and gids are the ones asked for.
+fn ids_stuck(uid: Uid, gid: Gid) -> Result<(), String> {
+    let u = unistd::getresuid().map(|r| (r.real, r.effective, r.saved));
+    let g = unistd::getresgid().map(|r| (r.real, r.effective, r.saved));
+    if u != Ok((uid, uid, uid)) || g != Ok((gid, gid, gid)) {
         return Err(format!("ids did not change to {uid}:{gid}"));
     }
     Ok(())

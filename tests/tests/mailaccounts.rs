@@ -524,6 +524,51 @@ fn sqlite_clear_passwords_and_per_domain_tables() {
 }
 
 #[test]
+fn add_domain_makes_missing_parents() {
+    blackbox::need_root("they create maildirs owned by other users");
+    let w = World::new(Kind::Sqlite);
+    w.ok(&["init"], "");
+    // A fresh path, none of whose parents below the test's directory exist yet.
+    let top = w.dir.join("fresh");
+    let dir = top.join("vpopmail/domains").join(&w.domain);
+    let d = dir.display().to_string();
+    let (uid, gid) = (UID.to_string(), GID.to_string());
+    w.ok(
+        &[
+            "add-domain",
+            &w.domain,
+            "--uid",
+            &uid,
+            "--gid",
+            &gid,
+            "--dir",
+            &d,
+        ],
+        "",
+    );
+    // Parents as mkdir -p makes them, owned by the caller; the domain's own as before.
+    for p in [
+        top.clone(),
+        top.join("vpopmail"),
+        top.join("vpopmail/domains"),
+    ] {
+        let m = std::fs::metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (0, 0, 0o755),
+            "{}",
+            p.display()
+        );
+    }
+    let m = std::fs::metadata(&dir).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (UID, GID, 0o700));
+    // The domain works: an account in it logs in.
+    let login = w.login("new");
+    w.ok(&["add", &login], "new pw\n");
+    assert_eq!(w.check(&login, "new pw", "110"), 0);
+}
+
+#[test]
 fn database_down_is_temporary() {
     let w = World::new(Kind::Sqlite);
     let mut c = Command::new(ours("mailaccounts"));

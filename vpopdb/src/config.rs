@@ -3,18 +3,17 @@
 //! chosen from `db`, else vpopmail's own `~vpopmail/etc/vpopmail.mysql`, else the
 //! embedded SQLite default.
 
-use std::ffi::CStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use ucspi::errstr::io_str;
 
 use zeroize::Zeroizing;
+
+use crate::target::{parse_url, parse_vpopmail_mysql, Target, Targets};
 
 /// Where the config file is unless `CHECKPASSWORD_CONFIG` names another.
 pub const DEFAULT_CONFIG: &str = "/etc/checkpassword.conf";
 /// The embedded database used when nothing else is configured.
 pub const DEFAULT_SQLITE: &str = "/var/lib/checkpassword/vpopmail.sqlite";
-/// Debian's MariaDB socket, which libmysqlclient would use for host `localhost`.
-pub const DEFAULT_MYSQL_SOCKET: &str = "/run/mysqld/mysqld.sock";
 
 /// The user table layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +120,7 @@ impl Settings {
                 }
             }
             "default_domain" => {
-                if !crate::login::domain_ok(v) || v.is_empty() {
+                if !crate::loginname::domain_ok(v) || v.is_empty() {
                     return Err("bad value for default_domain".into());
                 }
                 self.default_domain = Some(v.to_ascii_lowercase())
@@ -229,157 +228,6 @@ impl Settings {
     }
 }
 
-/// A database to connect to.
-#[derive(Clone)]
-pub enum Target {
-    Sqlite(PathBuf),
-    Mysql(MysqlTarget),
-    Postgres(Zeroizing<String>),
-}
-
-impl std::fmt::Debug for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print a password.
-        match self {
-            Target::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
-            Target::Mysql(m) => write!(f, "mysql {}@{}:{}/{}", m.user, m.host, m.port, m.db),
-            Target::Postgres(_) => write!(f, "postgres"),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct MysqlTarget {
-    pub host: String,
-    pub port: u16,
-    pub socket: Option<String>,
-    pub user: String,
-    pub pass: Zeroizing<String>,
-    pub db: String,
-}
-
-/// Reads go to `read`; `write` (vpopmail.mysql's second line) takes lastauth, relay and
-/// lockout updates when present.
-#[derive(Clone, Debug)]
-pub struct Targets {
-    pub read: Target,
-    pub write: Option<Target>,
-}
-
-/// %-escapes of a URL's parts decoded.
-pub(crate) fn pct_decode(s: &str) -> Result<String, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let h = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or("bad %-escape in URL")?;
-            out.push(h);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "URL is not UTF-8".to_string())
-}
-
-/// `sqlite:PATH`, `mysql://user:pass@host:port/db?socket=PATH`, `postgres://...`.
-pub fn parse_url(url: &str) -> Result<Target, String> {
-    if let Some(p) = url.strip_prefix("sqlite://") {
-        return Ok(Target::Sqlite(PathBuf::from(p)));
-    }
-    if let Some(p) = url.strip_prefix("sqlite:") {
-        return Ok(Target::Sqlite(PathBuf::from(p)));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Target::Postgres(Zeroizing::new(url.to_string())));
-    }
-    let Some(rest) = url.strip_prefix("mysql://") else {
-        return Err("db: want a sqlite:, mysql:// or postgres:// URL".into());
-    };
-    let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (auth_host, db) = main.split_once('/').unwrap_or((main, ""));
-    let (auth, hostport) = match auth_host.rsplit_once('@') {
-        Some((a, h)) => (a, h),
-        None => ("", auth_host),
-    };
-    let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || !p.is_empty() => (
-            h,
-            p.parse::<u16>().map_err(|_| "db: bad port in mysql URL")?,
-        ),
-        _ => (hostport, 3306),
-    };
-    let mut socket = None;
-    for kv in query.split('&').filter(|s| !s.is_empty()) {
-        match kv.split_once('=') {
-            Some(("socket", v)) => socket = Some(pct_decode(v)?),
-            _ => return Err(format!("db: unknown mysql URL parameter {kv}")),
-        }
-    }
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok(Target::Mysql(MysqlTarget {
-        host: if host.is_empty() {
-            "localhost".into()
-        } else {
-            pct_decode(host)?
-        },
-        port,
-        socket,
-        user: pct_decode(user)?,
-        pass: Zeroizing::new(pct_decode(pass)?),
-        db: pct_decode(db)?,
-    }))
-}
-
-/// vpopmail's `host|port-or-/socket|user|password|database` lines: the first for reads,
-/// an optional second for updates.
-pub fn parse_vpopmail_mysql(text: &str) -> Result<Targets, String> {
-    let mut found = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let f: Vec<&str> = line.split('|').collect();
-        if f.len() < 5 {
-            return Err("want host|port|user|password|database".into());
-        }
-        let (port, socket) = if f[1].starts_with('/') {
-            (3306, Some(f[1].to_string()))
-        } else {
-            let p: u16 = f[1].parse().map_err(|_| "bad port")?;
-            if p == 0 && (f[0] == "localhost" || f[0].is_empty()) {
-                (3306, Some(DEFAULT_MYSQL_SOCKET.to_string()))
-            } else {
-                (if p == 0 { 3306 } else { p }, None)
-            }
-        };
-        found.push(Target::Mysql(MysqlTarget {
-            host: f[0].to_string(),
-            port,
-            socket,
-            user: f[2].to_string(),
-            pass: Zeroizing::new(f[3].to_string()),
-            db: f[4].to_string(),
-        }));
-        if found.len() == 2 {
-            break;
-        }
-    }
-    let mut it = found.into_iter();
-    let read = it.next().ok_or("no connection line")?;
-    Ok(Targets {
-        read,
-        write: it.next(),
-    })
-}
-
 /// A system account's ids and home.
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -389,32 +237,11 @@ pub struct Account {
 }
 
 pub fn account(name: &str) -> Option<Account> {
-    let cname = std::ffi::CString::new(name).ok()?;
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0u8; 16384];
-    let mut res: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: getpwnam_r with a live buffer of the size passed; the result points into pw.
-    let r = unsafe {
-        libc::getpwnam_r(
-            cname.as_ptr(),
-            &mut pw,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut res,
-        )
-    };
-    if r != 0 || res.is_null() {
-        return None;
-    }
-    // SAFETY: pw_dir is a NUL-terminated string inside buf.
-    let home = unsafe { CStr::from_ptr(pw.pw_dir) };
+    let u = nix::unistd::User::from_name(name).ok().flatten()?;
     Some(Account {
-        uid: pw.pw_uid,
-        gid: pw.pw_gid,
-        home: Path::new(
-            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(home.to_bytes()),
-        )
-        .to_path_buf(),
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+        home: u.dir,
     })
 }
 
@@ -439,51 +266,5 @@ mod tests {
         assert!(s.apply_file("t", "uid = 0").is_err());
         assert!(s.apply_file("t", "lockout_time = -1").is_err());
         assert!(s.apply_file("t", "relay = maybe").is_err());
-    }
-
-    #[test]
-    fn urls() {
-        match parse_url("mysql://u:p%40ss@127.0.0.1:3307/vpop?socket=/run/my.sock").unwrap() {
-            Target::Mysql(m) => {
-                assert_eq!((m.user.as_str(), m.pass.as_str()), ("u", "p@ss"));
-                assert_eq!(
-                    (m.host.as_str(), m.port, m.db.as_str()),
-                    ("127.0.0.1", 3307, "vpop")
-                );
-                assert_eq!(m.socket.as_deref(), Some("/run/my.sock"));
-            }
-            _ => panic!("not mysql"),
-        }
-        assert!(
-            matches!(parse_url("sqlite:/a/b").unwrap(), Target::Sqlite(p) if p == Path::new("/a/b"))
-        );
-        assert!(matches!(
-            parse_url("postgres://a@b/c").unwrap(),
-            Target::Postgres(_)
-        ));
-        assert!(parse_url("oracle://x").is_err());
-    }
-
-    #[test]
-    fn vpopmail_mysql_file() {
-        let t = parse_vpopmail_mysql(
-            "# c\nlocalhost|0|r|rp|vpopmail\nlocalhost|/s.sock|w|wp|vpopmail\n",
-        )
-        .unwrap();
-        let Target::Mysql(r) = t.read else { panic!() };
-        assert_eq!(r.socket.as_deref(), Some(DEFAULT_MYSQL_SOCKET));
-        let Some(Target::Mysql(w)) = t.write else {
-            panic!()
-        };
-        assert_eq!(
-            (w.user.as_str(), w.socket.as_deref()),
-            ("w", Some("/s.sock"))
-        );
-        let t = parse_vpopmail_mysql("db.example|3307|r|rp|vp\n").unwrap();
-        let Target::Mysql(r) = t.read else { panic!() };
-        assert_eq!(
-            (r.host.as_str(), r.port, r.socket),
-            ("db.example", 3307, None)
-        );
     }
 }

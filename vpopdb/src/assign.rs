@@ -2,21 +2,25 @@
 //! the real domain (alias domains point at it) and the uid, gid and directory mail for
 //! the domain belongs to.
 
-use std::path::Path;
-use ucspi::errstr::io_str;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use ucspi::cdb::CdbFile;
+use ucspi::errstr::io_str;
 
+/// One domain's entry: its (real) name, and the owner and directory of its mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assign {
-    pub domain: String,
+pub struct Domain {
+    pub name: String,
     pub uid: u32,
     pub gid: u32,
+    pub dir: PathBuf,
 }
 
 /// Looks `domain` up in `QMAIL/users/cdb`. No cdb, or no entry: `Ok(None)`. A cdb that
 /// cannot be read or is corrupt: an error (a corrupt file is not an open door).
-pub fn lookup(qmail: &Path, domain: &str) -> Result<Option<Assign>, String> {
+pub fn lookup(qmail: &Path, domain: &str) -> Result<Option<Domain>, String> {
     let path = qmail.join("users/cdb");
     let f = match CdbFile::open(&path) {
         Ok(f) => f,
@@ -40,12 +44,14 @@ pub fn lookup(qmail: &Path, domain: &str) -> Result<Option<Assign>, String> {
     let real = field()?.to_ascii_lowercase();
     let uid: u32 = field()?.parse().map_err(|_| bad())?;
     let gid: u32 = field()?.parse().map_err(|_| bad())?;
-    if !crate::login::domain_ok(&real) || real.is_empty() {
+    if !crate::loginname::domain_ok(&real) || real.is_empty() {
         return Err(bad());
     }
-    Ok(Some(Assign {
-        domain: real,
+    let dir = it.next().map(OsStr::from_bytes).unwrap_or_default();
+    Ok(Some(Domain {
+        name: real,
         uid,
         gid,
+        dir: PathBuf::from(dir),
     }))
 }

@@ -55,9 +55,24 @@ pub fn make_dir(dir: &Path, uid: u32, gid: u32) -> Result<bool, String> {
     Ok(created)
 }
 
-/// The domain's directory: its parent must exist (it is the site's choice), the
-/// directory itself is made.
+/// The domain's directory, owned by the domain; missing parents are made as `mkdir -p`
+/// makes them (mode 0755, owned by whoever runs this), so that the domain's uid can
+/// reach its directory through them.
 pub fn make_domain_dir(dir: &Path, uid: u32, gid: u32) -> Result<(), String> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .skip(1)
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .collect();
+    for p in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o755).create(p) {
+            Ok(()) => std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| format!("unable to chmod {}: {e}", p.display()))?,
+            // Made meanwhile by someone else: theirs as they made it.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("unable to create {}: {e}", p.display())),
+        }
+    }
     make_dir(dir, uid, gid).map(drop)
 }
 
@@ -86,6 +101,16 @@ pub fn make_user(
         make_dir(&md.join(sub), uid, gid)?;
     }
     Ok((d, created))
+}
+
+/// Removes a directory tree; one that is gone already is no error (a re-run after a
+/// failure finishes the job).
+pub fn remove_tree(dir: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("unable to remove {}: {e}", dir.display())),
+    }
 }
 
 #[cfg(test)]

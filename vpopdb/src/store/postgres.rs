@@ -1,6 +1,6 @@
 //! PostgreSQL: protocol 3.0 spoken directly, over a unix socket or TCP, without TLS.
 //!
-//! What a login and the account tool need: libpq's URL form; trust, password, md5 and
+//! What a login and the account tool need: trust, password, md5 and
 //! SCRAM-SHA-256 authentication (the server's signature checked); the extended query
 //! protocol with every value a bound parameter, results in text form; Terminate.
 //!
@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use super::wire::Wire;
 use super::{Conn, DbError, Kind, Row, Val};
+use crate::target::PgTarget;
 
 const PROTOCOL_3: i32 = 196_608;
 /// A row or message may not make us hold more than this.
@@ -30,73 +31,6 @@ const VARCHAR: u32 = 1043;
 
 /// SQLSTATE undefined_table.
 const UNDEFINED_TABLE: &str = "42P01";
-
-/// Where and as whom to connect, from a `postgres://` URL.
-#[derive(Debug, Default, PartialEq)]
-struct Params {
-    host: String,
-    port: u16,
-    user: String,
-    password: Zeroizing<String>,
-    dbname: String,
-}
-
-fn pct_decode(s: &str) -> Result<String, DbError> {
-    crate::config::pct_decode(s).map_err(|e| DbError::Other(format!("db: {e} (postgres)")))
-}
-
-/// libpq's URL: `postgres[ql]://[user[:password]@][host][:port][/dbname][?key=value&...]`
-/// with `host` (a directory means a unix socket), `port`, `user`, `password`, `dbname`,
-/// `sslmode` (`disable`, `allow` or `prefer`: there is no TLS here), `connect_timeout`
-/// and `application_name` as parameters.
-fn parse_url(url: &str) -> Result<Params, DbError> {
-    let bad = |m: &str| DbError::Other(format!("db: {m} in postgres URL"));
-    let rest = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-        .ok_or_else(|| bad("not a postgres:// URL"))?;
-    let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (authority, db) = main.split_once('/').unwrap_or((main, ""));
-    let (auth, hostport) = authority.rsplit_once('@').unwrap_or(("", authority));
-    let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !p.contains(']') => (h, Some(p)),
-        _ => (hostport, None),
-    };
-    let mut p = Params {
-        host: pct_decode(host.trim_start_matches('[').trim_end_matches(']'))?,
-        port: 5432,
-        user: pct_decode(user)?,
-        password: Zeroizing::new(pct_decode(pass)?),
-        dbname: pct_decode(db)?,
-    };
-    let port_of = |s: &str| s.parse::<u16>().map_err(|_| bad("bad port"));
-    if let Some(pt) = port.filter(|p| !p.is_empty()) {
-        p.port = port_of(pt)?;
-    }
-    for kv in query.split('&').filter(|s| !s.is_empty()) {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        let v = pct_decode(v)?;
-        match k {
-            "host" => p.host = v,
-            "port" => p.port = port_of(&v)?,
-            "user" => p.user = v,
-            "password" => p.password = Zeroizing::new(v),
-            "dbname" => p.dbname = v,
-            "sslmode" if ["disable", "allow", "prefer"].contains(&v.as_str()) => {}
-            "sslmode" => return Err(bad(&format!("sslmode={v} (no TLS here)"))),
-            "connect_timeout" | "application_name" => {}
-            _ => return Err(bad(&format!("unknown parameter {k}"))),
-        }
-    }
-    if p.user.is_empty() {
-        return Err(bad("no user"));
-    }
-    if p.dbname.is_empty() {
-        p.dbname = p.user.clone();
-    }
-    Ok(p)
-}
 
 fn server_error(body: &[u8]) -> DbError {
     let (mut code, mut msg) = (String::new(), String::new());
@@ -333,8 +267,7 @@ fn value(oid: u32, v: &[u8]) -> Val {
 }
 
 impl Postgres {
-    pub fn open(url: &str) -> Result<Self, DbError> {
-        let p = parse_url(url)?;
+    pub fn open(p: &PgTarget) -> Result<Self, DbError> {
         let w = if p.host.is_empty() {
             // libpq's default: the local socket directory.
             let dirs = ["/var/run/postgresql", "/tmp"];
@@ -350,7 +283,7 @@ impl Postgres {
             Wire::tcp(&p.host, p.port)?
         };
         let mut c = Postgres { w };
-        c.startup(&p)?;
+        c.startup(p)?;
         Ok(c)
     }
 
@@ -368,7 +301,7 @@ impl Postgres {
         Ok((h[0], body))
     }
 
-    fn startup(&mut self, p: &Params) -> Result<(), DbError> {
+    fn startup(&mut self, p: &PgTarget) -> Result<(), DbError> {
         let mut body = Vec::with_capacity(64);
         body.extend_from_slice(&PROTOCOL_3.to_be_bytes());
         for (k, v) in [
@@ -385,8 +318,7 @@ impl Postgres {
         let mut out = ((body.len() + 4) as i32).to_be_bytes().to_vec();
         out.extend_from_slice(&body);
         self.w.write_all(&out)?;
-        let pw = p.password.as_bytes();
-        let mut scram: Option<(Scram, Option<[u8; 32]>)> = None;
+        let mut scram = None;
         loop {
             let (t, body) = self.read()?;
             match t {
@@ -396,72 +328,9 @@ impl Postgres {
                 // Parameter status, backend key, notices.
                 _ => continue,
             }
-            let code = be32(&body)?;
-            let data = &body[4..];
-            let mut out = Vec::new();
-            match code {
-                0 => {
-                    if let Some((_, Some(_))) = scram {
-                        return Err(proto("SCRAM finished without the server's signature"));
-                    }
-                    continue;
-                }
-                3 => {
-                    let mut m = Zeroizing::new(pw.to_vec());
-                    m.push(0);
-                    msg(&mut out, b'p', &m);
-                }
-                5 => {
-                    let salt = data.get(..4).ok_or_else(|| proto("short md5 salt"))?;
-                    let mut m = md5_password(pw, p.user.as_bytes(), salt).into_bytes();
-                    m.push(0);
-                    msg(&mut out, b'p', &m);
-                }
-                10 => {
-                    let offered = data.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256");
-                    if !offered {
-                        return Err(DbError::Other(
-                            "the server offers no SCRAM-SHA-256 without TLS".into(),
-                        ));
-                    }
-                    let s = Scram::new()?;
-                    let first = format!("n,,{}", s.first_bare);
-                    let mut m = b"SCRAM-SHA-256\0".to_vec();
-                    m.extend_from_slice(&(first.len() as i32).to_be_bytes());
-                    m.extend_from_slice(first.as_bytes());
-                    msg(&mut out, b'p', &m);
-                    scram = Some((s, None));
-                }
-                11 => {
-                    let Some((s, expect)) = scram.as_mut() else {
-                        return Err(proto("SCRAM message out of turn"));
-                    };
-                    let server_first = std::str::from_utf8(data).map_err(|_| proto("SCRAM"))?;
-                    let (fin, sig) = s.finish(pw, server_first)?;
-                    *expect = Some(sig);
-                    msg(&mut out, b'p', fin.as_bytes());
-                }
-                12 => {
-                    let Some((_, expect)) = scram.as_mut() else {
-                        return Err(proto("SCRAM message out of turn"));
-                    };
-                    let text = std::str::from_utf8(data).map_err(|_| proto("SCRAM"))?;
-                    let got = text.strip_prefix("v=").and_then(b64_decode);
-                    if expect.is_none() || got.as_deref() != expect.as_ref().map(|e| &e[..]) {
-                        return Err(DbError::Other(
-                            "the server's SCRAM signature is wrong: not the server we know".into(),
-                        ));
-                    }
-                    *expect = None;
-                    continue;
-                }
-                n => {
-                    return Err(DbError::Other(format!(
-                        "unsupported PostgreSQL authentication method {n}"
-                    )))
-                }
+            if let Some(out) = auth_answer(p, &body, &mut scram)? {
+                self.w.write_all(&out)?;
             }
-            self.w.write_all(&out)?;
         }
     }
 
@@ -539,6 +408,85 @@ impl Postgres {
     }
 }
 
+/// SCRAM's state between the server's messages: our side, and the server signature its
+/// final message must carry.
+type ScramState = Option<(Scram, Option<[u8; 32]>)>;
+
+/// Our answer to one authentication request of the server; none when it wants none.
+fn auth_answer(
+    p: &PgTarget,
+    body: &[u8],
+    scram: &mut ScramState,
+) -> Result<Option<Vec<u8>>, DbError> {
+    let pw = p.password.as_bytes();
+    let code = be32(body)?;
+    let data = &body[4..];
+    let mut out = Vec::new();
+    match code {
+        0 => {
+            if let Some((_, Some(_))) = scram {
+                return Err(proto("SCRAM finished without the server's signature"));
+            }
+            return Ok(None);
+        }
+        3 => {
+            let mut m = Zeroizing::new(pw.to_vec());
+            m.push(0);
+            msg(&mut out, b'p', &m);
+        }
+        5 => {
+            let salt = data.get(..4).ok_or_else(|| proto("short md5 salt"))?;
+            let mut m = md5_password(pw, p.user.as_bytes(), salt).into_bytes();
+            m.push(0);
+            msg(&mut out, b'p', &m);
+        }
+        10 => {
+            let offered = data.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256");
+            if !offered {
+                return Err(DbError::Other(
+                    "the server offers no SCRAM-SHA-256 without TLS".into(),
+                ));
+            }
+            let s = Scram::new()?;
+            let first = format!("n,,{}", s.first_bare);
+            let mut m = b"SCRAM-SHA-256\0".to_vec();
+            m.extend_from_slice(&(first.len() as i32).to_be_bytes());
+            m.extend_from_slice(first.as_bytes());
+            msg(&mut out, b'p', &m);
+            *scram = Some((s, None));
+        }
+        11 => {
+            let Some((s, expect)) = scram.as_mut() else {
+                return Err(proto("SCRAM message out of turn"));
+            };
+            let server_first = std::str::from_utf8(data).map_err(|_| proto("SCRAM"))?;
+            let (fin, sig) = s.finish(pw, server_first)?;
+            *expect = Some(sig);
+            msg(&mut out, b'p', fin.as_bytes());
+        }
+        12 => {
+            let Some((_, expect)) = scram.as_mut() else {
+                return Err(proto("SCRAM message out of turn"));
+            };
+            let text = std::str::from_utf8(data).map_err(|_| proto("SCRAM"))?;
+            let got = text.strip_prefix("v=").and_then(b64_decode);
+            if expect.is_none() || got.as_deref() != expect.as_ref().map(|e| &e[..]) {
+                return Err(DbError::Other(
+                    "the server's SCRAM signature is wrong: not the server we know".into(),
+                ));
+            }
+            *expect = None;
+            return Ok(None);
+        }
+        n => {
+            return Err(DbError::Other(format!(
+                "unsupported PostgreSQL authentication method {n}"
+            )))
+        }
+    }
+    Ok(Some(out))
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -588,34 +536,6 @@ impl Conn for Postgres {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls() {
-        let p = parse_url("postgres://u%40x:p%3Aw@db.example:6543/mail?sslmode=disable").unwrap();
-        assert_eq!(
-            (
-                p.user.as_str(),
-                p.password.as_str(),
-                p.host.as_str(),
-                p.port,
-                p.dbname.as_str()
-            ),
-            ("u@x", "p:w", "db.example", 6543, "mail")
-        );
-        let p = parse_url("postgresql://cp@localhost/cp?host=/run/pg&port=5433").unwrap();
-        assert_eq!(
-            (p.host.as_str(), p.port, p.dbname.as_str()),
-            ("/run/pg", 5433, "cp")
-        );
-        let p = parse_url("postgres://cp@[::1]:5999").unwrap();
-        assert_eq!(
-            (p.host.as_str(), p.port, p.dbname.as_str()),
-            ("::1", 5999, "cp")
-        );
-        assert!(parse_url("postgres://cp@h/d?sslmode=require").is_err());
-        assert!(parse_url("postgres://cp@h/d?bogus=1").is_err());
-        assert!(parse_url("postgres://h/d").is_err());
-    }
 
     #[test]
     fn base64_and_scram() {

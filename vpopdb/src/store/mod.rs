@@ -9,7 +9,7 @@ mod wire;
 
 use std::time::Duration;
 
-use crate::config::Target;
+use crate::target::Target;
 
 /// How long a connect or a query may take before the database counts as down.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,7 +155,7 @@ pub fn connect(t: &Target) -> Result<Box<dyn Conn>, DbError> {
     match t {
         Target::Sqlite(p) => Ok(Box::new(sqlite::Sqlite::open(p)?)),
         Target::Mysql(m) => Ok(Box::new(mysql::Mysql::open(m)?)),
-        Target::Postgres(url) => Ok(Box::new(postgres::Postgres::open(url)?)),
+        Target::Postgres(p) => Ok(Box::new(postgres::Postgres::open(p)?)),
     }
 }
 

@@ -3,24 +3,23 @@
 //! compiled form `users/cdb`, built exactly as qmail-newu builds it, so that qmail-lspawn,
 //! vpopmail and our checkpassword all read the same entry.
 
+use std::fs::File;
+
+use nix::fcntl::{Flock, FlockArg};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// One domain's entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Domain {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub dir: PathBuf,
-}
+pub use crate::assign::Domain;
+
+/// A cdb record: key and data.
+pub type Record = (Vec<u8>, Vec<u8>);
 
 /// The lines of users/assign, kept as they are, with the domains we understand.
-pub struct Assign {
+pub struct AssignFile {
     pub path: PathBuf,
     lines: Vec<String>,
-    _lock: std::fs::File,
+    _lock: Flock<File>,
 }
 
 fn domain_of(line: &str) -> Option<Domain> {
@@ -41,10 +40,10 @@ fn domain_of(line: &str) -> Option<Domain> {
     })
 }
 
-impl Assign {
+impl AssignFile {
     /// Reads `QMAIL/users/assign` (missing: empty) under an exclusive lock held until drop,
     /// so two runs do not lose each other's domains.
-    pub fn open(qmail: &Path) -> Result<Assign, String> {
+    pub fn open(qmail: &Path) -> Result<AssignFile, String> {
         let users = qmail.join("users");
         std::fs::create_dir_all(&users)
             .map_err(|e| format!("unable to create {}: {e}", users.display()))?;
@@ -56,15 +55,13 @@ impl Assign {
             .mode(0o600)
             .open(&lockp)
             .map_err(|e| format!("unable to open {}: {e}", lockp.display()))?;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0
-        {
-            return Err(format!(
+        let lock = Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| {
+            format!(
                 "unable to lock {}: {}",
                 lockp.display(),
-                std::io::Error::last_os_error()
-            ));
-        }
+                std::io::Error::from_raw_os_error(e as i32)
+            )
+        })?;
         let path = users.join("assign");
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -78,7 +75,7 @@ impl Assign {
             }
             lines.push(l.to_string());
         }
-        Ok(Assign {
+        Ok(AssignFile {
             path,
             lines,
             _lock: lock,
@@ -118,18 +115,33 @@ impl Assign {
         }
         text.push_str(".\n");
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        replace(&self.path, text.as_bytes(), 0o644)?;
-        let cdb = newu(&self.lines)?;
-        replace(&dir.join("cdb"), &cdb, 0o644)
+        replace(&self.path, 0o644, |mut f| f.write_all(text.as_bytes()))?;
+        let recs = newu(&self.lines)?;
+        replace(&dir.join("cdb"), 0o644, |f| write_cdb(f, &recs))
     }
 }
 
-fn replace(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
+/// Writes `recs` as a cdb, through the cdb2 crate's writer (the one tcprules uses).
+fn write_cdb(f: &File, recs: &[Record]) -> std::io::Result<()> {
+    let mut make = cdb2::CDBMake::new(f.try_clone()?)?;
+    for (k, v) in recs {
+        make.add(k, v)?;
+    }
+    make.finish()
+}
+
+/// Replaces `path` by a file of `mode` that `write` fills: a temporary file, synced,
+/// renamed into place.
+fn replace(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&File) -> std::io::Result<()>,
+) -> Result<(), String> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let e = |what: &str, err: std::io::Error| format!("unable to {what} {}: {err}", tmp.display());
-    let mut f = std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
@@ -139,7 +151,7 @@ fn replace(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
     // As qmail-newu (umask 033): readable by all whatever the caller's umask.
     f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
         .map_err(|err| e("chmod", err))?;
-    f.write_all(data).map_err(|err| e("write", err))?;
+    write(&f).map_err(|err| e("write", err))?;
     f.sync_all().map_err(|err| e("write", err))?;
     std::fs::rename(&tmp, path).map_err(|err| {
         format!(
@@ -150,10 +162,11 @@ fn replace(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
     })
 }
 
-/// qmail-newu: `=` lines keyed `!local\0`, `+` lines keyed `!prefix` (their last
-/// characters collected under the empty key), data the next six fields NUL-separated.
-pub fn newu(lines: &[String]) -> Result<Vec<u8>, String> {
-    let mut recs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+/// qmail-newu's records for users/assign's lines, in its order: `=` lines keyed
+/// `!local\0`, `+` lines keyed `!prefix` (their last characters collected under the
+/// empty key), data the next six fields NUL-separated.
+pub fn newu(lines: &[String]) -> Result<Vec<Record>, String> {
+    let mut recs: Vec<Record> = Vec::new();
     let mut wild: Vec<u8> = Vec::new();
     for l in lines {
         let b = l.as_bytes();
@@ -194,45 +207,26 @@ pub fn newu(lines: &[String]) -> Result<Vec<u8>, String> {
         recs.push((key, data));
     }
     recs.push((Vec::new(), wild));
-    Ok(make_cdb(&recs))
-}
-
-/// djb's cdb format.
-pub fn make_cdb(recs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let mut out = vec![0u8; 2048];
-    let mut slots: Vec<Vec<(u32, u32)>> = vec![Vec::new(); 256];
-    for (k, v) in recs {
-        let h = ucspi::cdb::hash(k);
-        slots[(h & 255) as usize].push((h, out.len() as u32));
-        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        out.extend_from_slice(k);
-        out.extend_from_slice(v);
-    }
-    for (n, s) in slots.iter().enumerate() {
-        let len = s.len() * 2;
-        let pos = out.len() as u32;
-        out[n * 8..n * 8 + 4].copy_from_slice(&pos.to_le_bytes());
-        out[n * 8 + 4..n * 8 + 8].copy_from_slice(&(len as u32).to_le_bytes());
-        let mut table = vec![(0u32, 0u32); len];
-        for &(h, p) in s {
-            let mut j = ((h >> 8) as usize) % len;
-            while table[j].1 != 0 {
-                j = (j + 1) % len;
-            }
-            table[j] = (h, p);
-        }
-        for (h, p) in table {
-            out.extend_from_slice(&h.to_le_bytes());
-            out.extend_from_slice(&p.to_le_bytes());
-        }
-    }
-    out
+    Ok(recs)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// users/cdb as `save` writes it for `lines`.
+    fn cdb_of(lines: &[String]) -> Vec<u8> {
+        let path = std::env::temp_dir().join(format!(
+            "vpopdb-newu-{}-{}",
+            std::process::id(),
+            lines.len()
+        ));
+        let recs = newu(lines).unwrap();
+        replace(&path, 0o644, |f| write_cdb(f, &recs)).unwrap();
+        let out = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        out
+    }
 
     #[test]
     fn newu_matches_qmail() {
@@ -240,7 +234,7 @@ mod tests {
             "+example.com-:example.com:89:90:/home/vpopmail/domains/example.com:-::".to_string(),
             "=joe:joe:1000:1000:/home/joe:::".to_string(),
         ];
-        let cdb = newu(&lines).unwrap();
+        let cdb = cdb_of(&lines);
         let c = ucspi::cdb::Cdb::new(&cdb);
         assert_eq!(
             c.find(b"!example.com-").unwrap(),
@@ -252,5 +246,40 @@ mod tests {
         );
         assert_eq!(c.find(b"").unwrap(), Some(&b"-"[..]));
         assert!(newu(&["+x:short".to_string()]).is_err());
+    }
+
+    #[test]
+    fn users_cdb_bytes_as_before() {
+        // The writer this replaced (djb's format written by hand, compared byte for byte
+        // with cdb2's CDBMake for these records before it was removed) gave these 91,779
+        // bytes for qmail-newu's records of 1,401 lines: slot and table collisions, the
+        // empty wildcard key, a repeated key.
+        use sha2::{Digest, Sha256};
+        let mut lines = Vec::new();
+        for i in 0..700 {
+            lines.push(format!(
+                "+d{i}.example-:d{i}.example:89:89:/home/v/d{i}:-::"
+            ));
+            lines.push(format!(
+                "=u{i}:u{i}:{}:{}:/home/u{i}:::",
+                1000 + i,
+                1000 + i
+            ));
+        }
+        lines.push("+d1.example-:d1.example:90:90:/elsewhere:-::".to_string());
+        let b = cdb_of(&lines);
+        let h: String = Sha256::digest(&b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect();
+        assert_eq!(
+            (b.len(), h.as_str()),
+            (
+                91_779,
+                "7726523d954549e8aded2702c3a13160d30b4c26cd65f959195365fbfc0dc4c9"
+            )
+        );
+        // No line: the empty key alone, as qmail-newu writes it.
+        assert_eq!(cdb_of(&[]).len(), 2048 + 8 + 2 * 8);
     }
 }

@@ -18,7 +18,7 @@ pub struct User {
 }
 
 /// The per-domain table for `domain` (`example.com` → `example_com`; no domain: `users`).
-/// `domain` has passed [`crate::login::domain_ok`], so the name holds only `[-_.0-9a-z]`
+/// `domain` has passed [`crate::loginname::domain_ok`], so the name holds only `[-_.0-9a-z]`
 /// mapped to `[_0-9a-z]` and can be quoted safely.
 pub fn domain_table(domain: &str) -> String {
     if domain.is_empty() {
@@ -163,43 +163,13 @@ pub fn relay(db: &mut dyn Conn, ip: &str, now: i64) -> Result<(), DbError> {
     write_own(db, "relay", &sql, &[Val::text(ip), Val::Int(now)]).map(drop)
 }
 
-/// Dovecot's quota rule for a vpopmail quota string (`NOQUOTA`, `<bytes>S`,
-/// `<bytes>S,<count>C`); `None` when there is no limit or the string is not understood.
-pub fn quota_rule(shell: &[u8]) -> Option<String> {
-    let s = std::str::from_utf8(shell).ok()?.trim();
-    if s.is_empty() || s.eq_ignore_ascii_case("NOQUOTA") {
-        return None;
-    }
-    let mut rule = String::from("*:");
-    let mut parts = Vec::new();
-    for p in s.split(',') {
-        let p = p.trim();
-        if let Some(n) = p.strip_suffix(['S', 's']) {
-            parts.push(format!("storage={}B", n.parse::<u64>().ok()?));
-        } else if let Some(n) = p.strip_suffix(['C', 'c']) {
-            parts.push(format!("messages={}", n.parse::<u64>().ok()?));
-        } else {
-            parts.push(format!("storage={}B", p.parse::<u64>().ok()?));
-        }
-    }
-    rule.push_str(&parts.join(":"));
-    Some(rule)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn tables_and_quota() {
+    fn tables() {
         assert_eq!(domain_table("mail-1.example.com"), "mail_1_example_com");
         assert_eq!(domain_table(""), "users");
-        assert_eq!(quota_rule(b"NOQUOTA"), None);
-        assert_eq!(quota_rule(b"1000000S"), Some("*:storage=1000000B".into()));
-        assert_eq!(
-            quota_rule(b"1000S,50C"),
-            Some("*:storage=1000B:messages=50".into())
-        );
-        assert_eq!(quota_rule(b"junk"), None);
     }
 }

@@ -1,42 +1,21 @@
-//! mailaccounts: vpopmail's account tools (vadddomain, vadduser, vpasswd, vmoduser,
-//! vsetuserquota, vuserinfo, ...) as one command over checkpassword's own storage:
-//! the same configuration, connection setup, schema and all three back ends.
+//! The commands: vpopmail's account tools (vadddomain, vadduser, vpasswd, vmoduser,
+//! vsetuserquota, vuserinfo, ...) over checkpassword's own storage: the same
+//! configuration, connection setup, schema and all three back ends.
 
-pub mod assign_file;
-pub mod db;
-pub mod hash;
-pub mod maildir;
-pub mod out;
-
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use nix::unistd::{getegid, geteuid, getgid, getuid, Group, User};
 use zeroize::Zeroizing;
 
-use crate::config::{Settings, Tables, Target};
-use crate::store::{self, Conn, DbError, Row, Val};
-use assign_file::{Assign, Domain};
-use out::Out;
-
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_USAGE: i32 = 100;
-pub const EXIT_TEMP: i32 = 111;
-
-const USAGE: &str = "usage: mailaccounts [--json] COMMAND ...
-  init
-  add-domain DOMAIN --uid N|NAME --gid N|NAME --dir PATH
-  del-domain DOMAIN [--remove-dir]
-  domains
-  add USER@DOMAIN [--hash METHOD] [--quota Q] [--gecos TEXT] [--flags +NAME...]
-  del USER@DOMAIN [--remove-dir]
-  passwd USER@DOMAIN [--hash METHOD]
-  quota USER@DOMAIN QUOTA
-  flags USER@DOMAIN [+NAME|-NAME]...
-  show USER@DOMAIN
-  list [DOMAIN]
-  unlock USER@DOMAIN [IP]
-  lastauth [DOMAIN|USER@DOMAIN]
-  log [DOMAIN|USER@DOMAIN] [--limit N]";
+use crate::cli::Command;
+use crate::out::{self, Out};
+use crate::{db, maildir, password};
+use vpopdb::assign_file::{AssignFile, Domain};
+use vpopdb::config::{Settings, Tables};
+use vpopdb::flags_quota::{self, flag_names};
+use vpopdb::store::{self, Conn, DbError, Row, Val};
+use vpopdb::target::Target;
+use vpopdb::{hash, loginname};
 
 /// A failure: permanent (100: bad input, no such thing, already there) or temporary (111).
 pub enum Fail {
@@ -50,46 +29,10 @@ impl From<DbError> for Fail {
     }
 }
 
-type R<T> = Result<T, Fail>;
+pub type R<T> = Result<T, Fail>;
 
-fn usage<T>(m: impl Into<String>) -> R<T> {
+pub fn usage<T>(m: impl Into<String>) -> R<T> {
     Err(Fail::Usage(m.into()))
-}
-
-/// vpopmail's pw_gid flag bits, by name.
-pub const FLAGS: &[(&str, i64)] = &[
-    ("NO_PASSWD_CHNG", 0x01),
-    ("NO_POP", 0x02),
-    ("NO_WEBMAIL", 0x04),
-    ("NO_IMAP", 0x08),
-    ("BOUNCE_MAIL", 0x10),
-    ("NO_RELAY", 0x20),
-    ("NO_DIALUP", 0x40),
-    ("V_USER0", 0x80),
-    ("V_USER1", 0x100),
-    ("V_USER2", 0x200),
-    ("V_USER3", 0x400),
-    ("NO_SMTP", 0x800),
-    ("QA_ADMIN", 0x1000),
-    ("V_OVERRIDE", 0x2000),
-    ("NO_SPAMASSASSIN", 0x4000),
-    ("DELETE_SPAM", 0x8000),
-    ("SA_ADMIN", 0x10000),
-    ("SA_EXPERT", 0x20000),
-    ("NO_MAILDROP", 0x40000),
-];
-
-pub fn flag_names(bits: i64) -> Vec<String> {
-    let mut v: Vec<String> = FLAGS
-        .iter()
-        .filter(|(_, b)| bits & b != 0)
-        .map(|(n, _)| n.to_string())
-        .collect();
-    let known: i64 = FLAGS.iter().map(|(_, b)| b).sum();
-    if bits & !known != 0 {
-        v.push(format!("0x{:x}", bits & !known));
-    }
-    v
 }
 
 fn names_or_none(bits: i64) -> String {
@@ -101,103 +44,16 @@ fn names_or_none(bits: i64) -> String {
     }
 }
 
-/// Applies `+NAME`/`-NAME` changes to `bits`.
-pub fn apply_flags(mut bits: i64, changes: &[String]) -> R<i64> {
-    for c in changes {
-        let (on, name) = match c.as_bytes().first() {
-            Some(b'+') => (true, &c[1..]),
-            Some(b'-') => (false, &c[1..]),
-            _ => return usage(format!("flag change {c:?}: want +NAME or -NAME")),
-        };
-        let name = name.to_ascii_uppercase();
-        let Some((_, b)) = FLAGS.iter().find(|(n, _)| *n == name) else {
-            return usage(format!(
-                "unknown flag {name}; known: {}",
-                FLAGS.iter().map(|f| f.0).collect::<Vec<_>>().join(" ")
-            ));
-        };
-        if on {
-            bits |= b;
-        } else {
-            bits &= !b;
-        }
-    }
-    Ok(bits)
-}
-
-/// A quota as vpopmail's format_maildirquota writes it: `NOQUOTA`, `<bytes>S`,
-/// `<count>C`, `<bytes>S,<count>C`; `50M`, `1024K`, `2G` and plain numbers become bytes.
-pub fn quota_string(q: &str) -> R<String> {
-    let q = q.trim();
-    if q.eq_ignore_ascii_case("NOQUOTA") || q.eq_ignore_ascii_case("none") {
-        return Ok("NOQUOTA".into());
-    }
-    let bad = || {
-        Fail::Usage(format!(
-            "bad quota {q:?}: want NOQUOTA, 50M, 1000000S, 1000000S,500C"
-        ))
-    };
-    let mut bytes = None;
-    let mut count = None;
-    for part in q.split(',') {
-        let p = part.trim();
-        let (num, mul, is_count) = match p.as_bytes().last().ok_or_else(bad)? {
-            b'S' | b's' => (&p[..p.len() - 1], 1, false),
-            b'C' | b'c' => (&p[..p.len() - 1], 1, true),
-            b'K' | b'k' => (&p[..p.len() - 1], 1024, false),
-            b'M' | b'm' => (&p[..p.len() - 1], 1024 * 1024, false),
-            b'G' | b'g' => (&p[..p.len() - 1], 1024 * 1024 * 1024, false),
-            _ => (p, 1, false),
-        };
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        let n = n.checked_mul(mul).ok_or_else(bad)?;
-        let slot = if is_count { &mut count } else { &mut bytes };
-        if slot.replace(n).is_some() {
-            return Err(bad());
-        }
-    }
-    let s = match (bytes, count) {
-        (Some(b), Some(c)) => format!("{b}S,{c}C"),
-        (Some(b), None) => format!("{b}S"),
-        (None, Some(c)) => format!("{c}C"),
-        (None, None) => return Err(bad()),
-    };
-    if s.len() > 20 {
-        return usage(format!("quota {s} does not fit pw_shell (20 characters)"));
-    }
-    Ok(s)
-}
-
-fn user_ok(u: &str) -> bool {
-    !u.is_empty()
-        && u.len() <= 64
-        && u != "."
-        && u != ".."
-        && !u.starts_with('.')
-        && u.bytes().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || b"!#$&'*+-.=?^_`{|}~".contains(&c)
-        })
-}
-
-fn domain_ok(d: &str) -> bool {
-    !d.is_empty()
-        && d.len() <= 96
-        && crate::login::domain_ok(d)
-        && d.contains(|c: char| c.is_ascii_alphanumeric())
-        && !d.starts_with(['.', '-'])
-        && !d.contains("..")
-}
-
 /// `user@domain`, lowercased and checked as vchkpw checks logins.
 pub fn parse_login(s: &str) -> R<(String, String)> {
     let s = s.to_ascii_lowercase();
     let Some((u, d)) = s.split_once('@') else {
         return usage(format!("{s:?}: want user@domain"));
     };
-    if !user_ok(u) {
+    if !loginname::new_user_ok(u) {
         return usage(format!("bad user name {u:?}"));
     }
-    if !domain_ok(d) {
+    if !loginname::new_domain_ok(d) {
         return usage(format!("bad domain name {d:?}"));
     }
     Ok((u.to_string(), d.to_string()))
@@ -205,91 +61,19 @@ pub fn parse_login(s: &str) -> R<(String, String)> {
 
 fn parse_domain(s: &str) -> R<String> {
     let d = s.to_ascii_lowercase();
-    if !domain_ok(&d) {
+    if !loginname::new_domain_ok(&d) {
         return usage(format!("bad domain name {s:?}"));
     }
     Ok(d)
 }
 
-/// Options after the command: `--name value` pairs and boolean `--name` switches.
-struct Args {
-    pos: Vec<String>,
-    opts: Vec<(String, String)>,
-}
-
-fn parse_args(args: &[String], with_value: &[&str], switches: &[&str]) -> R<Args> {
-    let mut a = Args {
-        pos: vec![],
-        opts: vec![],
-    };
-    let mut it = args.iter();
-    while let Some(s) = it.next() {
-        if let Some(name) = s.strip_prefix("--") {
-            let (name, inline) = match name.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (name, None),
-            };
-            if with_value.contains(&name) {
-                let v = match inline {
-                    Some(v) => v,
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| Fail::Usage(format!("--{name} needs a value")))?,
-                };
-                a.opts.push((name.to_string(), v));
-            } else if switches.contains(&name) && inline.is_none() {
-                a.opts.push((name.to_string(), String::new()));
-            } else {
-                return usage(format!("unknown option --{name}"));
-            }
-        } else {
-            a.pos.push(s.clone());
-        }
-    }
-    Ok(a)
-}
-
-impl Args {
-    fn opt(&self, name: &str) -> Option<&str> {
-        self.opts
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-    fn has(&self, name: &str) -> bool {
-        self.opt(name).is_some()
-    }
-    fn count(&self, min: usize, max: usize) -> R<()> {
-        if self.pos.len() < min || self.pos.len() > max {
-            return usage(USAGE);
-        }
-        Ok(())
-    }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Who is making the change: the real user, and the administrator behind sudo.
 fn actor() -> String {
-    // SAFETY: plain id query.
-    let uid = unsafe { libc::getuid() };
-    let mut name = uid.to_string();
-    // SAFETY: getpwuid's result is read at once, before any other passwd call.
-    unsafe {
-        let pw = libc::getpwuid(uid);
-        if !pw.is_null() {
-            name = std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
+    let uid = getuid();
+    let name = match User::from_uid(uid) {
+        Ok(Some(u)) => u.name,
+        _ => uid.to_string(),
+    };
     match std::env::var("SUDO_USER") {
         Ok(s) if !s.is_empty() && s != name => format!("{name} (sudo by {s})"),
         _ => name,
@@ -301,16 +85,13 @@ fn id_of(s: &str, group: bool) -> R<u32> {
     if let Ok(n) = s.parse::<u32>() {
         return Ok(n);
     }
-    let c = std::ffi::CString::new(s).map_err(|_| Fail::Usage(format!("bad name {s:?}")))?;
-    // SAFETY: the results are read at once.
-    let id = unsafe {
-        if group {
-            let g = libc::getgrnam(c.as_ptr());
-            (!g.is_null()).then(|| (*g).gr_gid)
-        } else {
-            let p = libc::getpwnam(c.as_ptr());
-            (!p.is_null()).then(|| (*p).pw_uid)
-        }
+    if s.contains('\0') {
+        return usage(format!("bad name {s:?}"));
+    }
+    let id = if group {
+        Group::from_name(s).ok().flatten().map(|g| g.gid.as_raw())
+    } else {
+        User::from_name(s).ok().flatten().map(|u| u.uid.as_raw())
     };
     id.ok_or_else(|| {
         Fail::Usage(format!(
@@ -318,57 +99,6 @@ fn id_of(s: &str, group: bool) -> R<u32> {
             if group { "group" } else { "user" }
         ))
     })
-}
-
-/// Reads a new password: from the terminal without echo (asked twice), else the first
-/// line of stdin. Never from the command line.
-fn read_password() -> R<Zeroizing<Vec<u8>>> {
-    use std::io::{BufRead, Read, Write};
-    // SAFETY: isatty on stdin.
-    let tty = unsafe { libc::isatty(0) } == 1;
-    let read_line = || -> R<Zeroizing<Vec<u8>>> {
-        let mut line = Zeroizing::new(Vec::new());
-        std::io::stdin()
-            .lock()
-            .take(4096)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| Fail::Temp(format!("unable to read the password: {e}")))?;
-        while matches!(line.last(), Some(b'\n' | b'\r')) {
-            line.pop();
-        }
-        Ok(line)
-    };
-    let pw = if tty {
-        // SAFETY: termios calls on fd 0 with a zeroed struct filled by tcgetattr.
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        unsafe { libc::tcgetattr(0, &mut t) };
-        let old = t;
-        t.c_lflag &= !libc::ECHO;
-        let ask = |prompt: &str| -> R<Zeroizing<Vec<u8>>> {
-            eprint!("{prompt}");
-            let _ = std::io::stderr().flush();
-            unsafe { libc::tcsetattr(0, libc::TCSAFLUSH, &t) };
-            let r = read_line();
-            unsafe { libc::tcsetattr(0, libc::TCSAFLUSH, &old) };
-            eprintln!();
-            r
-        };
-        let a = ask("New password: ")?;
-        let b = ask("Retype new password: ")?;
-        if *a != *b {
-            return usage("the passwords differ");
-        }
-        a
-    } else {
-        read_line()?
-    };
-    if pw.is_empty() {
-        return usage("empty password");
-    }
-    if pw.contains(&0) {
-        return usage("password contains NUL");
-    }
-    Ok(pw)
 }
 
 struct Ctx {
@@ -385,7 +115,7 @@ impl Ctx {
         db::log_change(
             self.db.as_mut(),
             &db::Change {
-                now: now(),
+                now: vpopdb::now(),
                 actor: &actor(),
                 user,
                 domain,
@@ -396,7 +126,7 @@ impl Ctx {
         Ok(())
     }
     fn domain(&self, d: &str) -> R<Domain> {
-        let a = Assign::open(&self.settings.qmail_dir).map_err(Fail::Temp)?;
+        let a = AssignFile::open(&self.settings.qmail_dir).map_err(Fail::Temp)?;
         a.find(d)
             .ok_or_else(|| Fail::Usage(format!("no such domain {d} (not in {})", a.path.display())))
     }
@@ -411,33 +141,27 @@ fn text(r: &Row, c: &str) -> String {
     String::from_utf8_lossy(r.get(c).map(Val::as_bytes).unwrap_or_default()).into_owned()
 }
 
-/// Runs `mailaccounts ARGS`; returns the exit code.
-pub fn run(args: &[OsString]) -> i32 {
-    let args: Vec<String> = match args
-        .iter()
-        .skip(1)
-        .map(|a| a.clone().into_string())
-        .collect::<Result<_, _>>()
-    {
-        Ok(a) => a,
-        Err(_) => {
-            eprintln!("mailaccounts: fatal: arguments must be UTF-8");
-            return EXIT_USAGE;
-        }
-    };
-    let json = args.iter().any(|a| a == "--json");
-    let args: Vec<String> = args.into_iter().filter(|a| a != "--json").collect();
-    match dispatch(&args, json) {
-        Ok(()) => EXIT_OK,
-        Err(Fail::Usage(m)) => {
-            eprintln!("mailaccounts: fatal: {m}");
-            EXIT_USAGE
-        }
-        Err(Fail::Temp(m)) => {
-            eprintln!("mailaccounts: fatal: {m}");
-            EXIT_TEMP
-        }
+/// Runs one command; its output is printed only when it succeeded.
+pub fn run(cmd: Command, json: bool) -> R<()> {
+    if getuid() != geteuid() || getgid() != getegid() {
+        // The environment chooses the database and QMAIL: a setuid copy would let any
+        // local user rewrite another's accounts.
+        return usage("refusing to run setuid or setgid: run it as the administrator");
     }
+    let settings = Settings::load(&|k| std::env::var(k).ok(), true)
+        .map_err(|e| Fail::Temp(format!("bad configuration: {e}")))?;
+    let db = connect(&settings, matches!(cmd, Command::Init))?;
+    let mut c = Ctx {
+        settings,
+        db,
+        out: Out::new(json),
+    };
+    let r = dispatch(&mut c, cmd);
+    let Ctx { db, out, .. } = c;
+    db.close();
+    r?;
+    out.flush();
+    Ok(())
 }
 
 fn connect(settings: &Settings, create: bool) -> R<Box<dyn Conn>> {
@@ -469,82 +193,22 @@ fn create_sqlite(p: &Path) -> R<()> {
         .map_err(|e| Fail::Temp(format!("unable to create {}: {e}", p.display())))
 }
 
-fn dispatch(args: &[String], json: bool) -> R<()> {
-    let Some((cmd, rest)) = args.split_first() else {
-        return usage(USAGE);
-    };
-    if cmd == "-h" || cmd == "--help" || cmd == "help" {
-        println!("{USAGE}");
-        return Ok(());
-    }
-    // SAFETY: plain id queries.
-    if unsafe { libc::getuid() != libc::geteuid() || libc::getgid() != libc::getegid() } {
-        // The environment chooses the database and QMAIL: a setuid copy would let any
-        // local user rewrite another's accounts.
-        return usage("refusing to run setuid or setgid: run it as the administrator");
-    }
-    let settings = Settings::load(&|k| std::env::var(k).ok(), true)
-        .map_err(|e| Fail::Temp(format!("bad configuration: {e}")))?;
-    let known = [
-        "init",
-        "add-domain",
-        "del-domain",
-        "domains",
-        "add",
-        "del",
-        "passwd",
-        "quota",
-        "flags",
-        "show",
-        "list",
-        "unlock",
-        "lastauth",
-        "log",
-    ];
-    if !known.contains(&cmd.as_str()) {
-        return usage(format!("unknown command {cmd:?}\n{USAGE}"));
-    }
-    // Check the arguments before touching the database or asking for a password.
-    let a = match cmd.as_str() {
-        "add-domain" => parse_args(rest, &["uid", "gid", "dir"], &[])?,
-        "del-domain" | "del" => parse_args(rest, &[], &["remove-dir"])?,
-        "add" => parse_args(rest, &["hash", "quota", "gecos", "flags"], &[])?,
-        "passwd" => parse_args(rest, &["hash"], &[])?,
-        "log" => parse_args(rest, &["limit"], &[])?,
-        // flags takes -NAME operands.
-        "flags" => Args {
-            pos: rest.to_vec(),
-            opts: vec![],
-        },
-        _ => parse_args(rest, &[], &[])?,
-    };
-    let db = connect(&settings, cmd == "init")?;
-    let mut c = Ctx {
-        settings,
-        db,
-        out: Out::new(json),
-    };
-    let r = commands(&mut c, cmd, &a);
-    let Ctx { db, out, .. } = c;
-    db.close();
-    r?;
-    out.flush();
-    Ok(())
-}
-
-fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
+fn dispatch(c: &mut Ctx, cmd: Command) -> R<()> {
     match cmd {
-        "init" => {
-            a.count(0, 0)?;
+        Command::Init => {
             db::init(c.db.as_mut(), c.settings.tables)?;
             c.log("", "", "init", "tables created where missing")?;
             c.out.message("tables ready");
         }
-        "add-domain" => add_domain(c, a)?,
-        "del-domain" => del_domain(c, a)?,
-        "domains" => {
-            a.count(0, 0)?;
-            let asg = Assign::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
+        Command::AddDomain {
+            domain,
+            uid,
+            gid,
+            dir,
+        } => add_domain(c, &domain, &uid, &gid, &dir)?,
+        Command::DelDomain { domain, remove_dir } => del_domain(c, &domain, remove_dir)?,
+        Command::Domains => {
+            let asg = AssignFile::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
             let mut ds = asg.domains();
             ds.sort_by(|x, y| x.name.cmp(&y.name));
             let rows = ds
@@ -560,14 +224,26 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
                 .collect();
             c.out.table(&["domain", "uid", "gid", "dir"], rows);
         }
-        "add" => add(c, a)?,
-        "del" => del(c, a)?,
-        "passwd" => {
-            a.count(1, 1)?;
-            let (u, d) = parse_login(&a.pos[0])?;
-            let method = method(a)?;
+        Command::Add {
+            login,
+            hash,
+            quota,
+            gecos,
+            flags,
+        } => add(
+            c,
+            &login,
+            hash.as_deref(),
+            quota.as_deref(),
+            gecos.as_deref(),
+            flags.as_deref(),
+        )?,
+        Command::Del { login, remove_dir } => del(c, &login, remove_dir)?,
+        Command::Passwd { login, hash } => {
+            let (u, d) = parse_login(&login)?;
+            let method = method(hash.as_deref())?;
             c.row(&u, &d)?;
-            let pw = read_password()?;
+            let pw = password::read()?;
             let (h, clear) = hashes(c, &pw, &method)?;
             let t = c.table(&d);
             db::update(
@@ -583,10 +259,9 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
             c.log(&u, &d, "passwd", &format!("password changed ({method})"))?;
             c.out.message(&format!("password changed for {u}@{d}"));
         }
-        "quota" => {
-            a.count(2, 2)?;
-            let (u, d) = parse_login(&a.pos[0])?;
-            let q = quota_string(&a.pos[1])?;
+        Command::Quota { login, quota } => {
+            let (u, d) = parse_login(&login)?;
+            let q = flags_quota::quota_string(&quota).map_err(Fail::Usage)?;
             let row = c.row(&u, &d)?;
             let old = text(&row, "pw_shell");
             let t = c.table(&d);
@@ -599,14 +274,11 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
             c.log(&u, &d, "quota", &format!("{old} -> {q}"))?;
             c.out.message(&format!("quota for {u}@{d}: {q}"));
         }
-        "flags" => {
-            if a.pos.is_empty() {
-                return usage(USAGE);
-            }
-            let (u, d) = parse_login(&a.pos[0])?;
+        Command::Flags { login, changes } => {
+            let (u, d) = parse_login(&login)?;
             let row = c.row(&u, &d)?;
             let old = row.get("pw_gid").map_or(0, Val::as_int);
-            let new = apply_flags(old, &a.pos[1..])?;
+            let new = flags_quota::apply_flags(old, &changes).map_err(Fail::Usage)?;
             if new != old {
                 let t = c.table(&d);
                 db::update(c.db.as_mut(), &t, &u, &d, &[("pw_gid", Val::Int(new))])?;
@@ -619,9 +291,8 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
             }
             c.out.flags(&format!("{u}@{d}"), &flag_names(new));
         }
-        "show" => {
-            a.count(1, 1)?;
-            let (u, d) = parse_login(&a.pos[0])?;
+        Command::Show { login } => {
+            let (u, d) = parse_login(&login)?;
             let row = c.row(&u, &d)?;
             let la = db::lastauth(c.db.as_mut(), Some(&d), Some(&u))?;
             let la = la.first();
@@ -652,9 +323,8 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
                 ),
             ]);
         }
-        "list" => {
-            a.count(0, 1)?;
-            let d = a.pos.first().map(|d| parse_domain(d)).transpose()?;
+        Command::List { domain } => {
+            let d = domain.as_deref().map(parse_domain).transpose()?;
             let rows = match (&d, c.settings.tables) {
                 (Some(d), _) => {
                     let t = c.table(d);
@@ -671,7 +341,7 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
                         .collect()
                 }
                 (None, Tables::PerDomain) => {
-                    let asg = Assign::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
+                    let asg = AssignFile::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
                     let mut all: Vec<(String, Row)> = Vec::new();
                     let mut ds = asg.domains();
                     ds.sort_by(|x, y| x.name.cmp(&y.name));
@@ -697,10 +367,9 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
                 .collect();
             c.out.table(&["login", "quota", "flags", "dir"], cells);
         }
-        "unlock" => {
-            a.count(1, 2)?;
-            let (u, d) = parse_login(&a.pos[0])?;
-            let ip = a.pos.get(1).map(String::as_str);
+        Command::Unlock { login, ip } => {
+            let (u, d) = parse_login(&login)?;
+            let ip = ip.as_deref();
             if let Some(ip) = ip {
                 if ip.parse::<std::net::IpAddr>().is_err() {
                     return usage(format!("bad address {ip:?}"));
@@ -719,9 +388,8 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
             c.out
                 .message(&format!("{n} lock entries lifted for {u}@{d}"));
         }
-        "lastauth" => {
-            a.count(0, 1)?;
-            let (u, d) = scope(a.pos.first())?;
+        Command::Lastauth { scope: s } => {
+            let (u, d) = scope(s.as_deref())?;
             let rows = db::lastauth(c.db.as_mut(), d.as_deref(), u.as_deref())?;
             let cells = rows
                 .iter()
@@ -735,9 +403,8 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
                 .collect();
             c.out.table(&["login", "time", "ip"], cells);
         }
-        "log" => {
-            a.count(0, 1)?;
-            let limit: u64 = match a.opt("limit") {
+        Command::Log { scope: s, limit } => {
+            let limit: u64 = match limit.as_deref() {
                 Some(l) => l
                     .parse()
                     .ok()
@@ -745,7 +412,7 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
                     .ok_or_else(|| Fail::Usage(format!("bad --limit {l:?}")))?,
                 None => 100,
             };
-            let (u, d) = scope(a.pos.first())?;
+            let (u, d) = scope(s.as_deref())?;
             let rows = db::changes(c.db.as_mut(), d.as_deref(), u.as_deref(), limit)?;
             let cells = rows
                 .iter()
@@ -768,13 +435,12 @@ fn commands(c: &mut Ctx, cmd: &str, a: &Args) -> R<()> {
             c.out
                 .table(&["time", "by", "account", "action", "detail"], cells);
         }
-        _ => return usage(USAGE),
     }
     Ok(())
 }
 
 /// An optional `DOMAIN` or `USER@DOMAIN` operand: (user, domain).
-fn scope(arg: Option<&String>) -> R<(Option<String>, Option<String>)> {
+fn scope(arg: Option<&str>) -> R<(Option<String>, Option<String>)> {
     Ok(match arg {
         Some(s) if s.contains('@') => {
             let (u, d) = parse_login(s)?;
@@ -785,8 +451,8 @@ fn scope(arg: Option<&String>) -> R<(Option<String>, Option<String>)> {
     })
 }
 
-fn method(a: &Args) -> R<String> {
-    match a.opt("hash") {
+fn method(m: Option<&str>) -> R<String> {
+    match m {
         Some(m) if hash::METHODS.iter().any(|(n, _)| *n == m) => Ok(m.to_string()),
         Some(m) => usage(format!(
             "unknown hash method {m:?}; known: {}",
@@ -811,26 +477,21 @@ fn hashes(c: &Ctx, pw: &[u8], method: &str) -> R<(String, Zeroizing<String>)> {
     Ok((h, clear))
 }
 
-fn add_domain(c: &mut Ctx, a: &Args) -> R<()> {
-    a.count(1, 1)?;
-    let d = parse_domain(&a.pos[0])?;
-    let need = |n: &str| {
-        a.opt(n)
-            .ok_or_else(|| Fail::Usage(format!("add-domain needs --{n}")))
-    };
-    let uid = id_of(need("uid")?, false)?;
-    let gid = id_of(need("gid")?, true)?;
+fn add_domain(c: &mut Ctx, domain: &str, uid: &str, gid: &str, dir: &str) -> R<()> {
+    let d = parse_domain(domain)?;
+    let uid = id_of(uid, false)?;
+    let gid = id_of(gid, true)?;
     if uid == 0 || gid == 0 {
         return usage("refusing uid or gid 0: checkpassword never runs a mailbox as root");
     }
-    let dir = PathBuf::from(need("dir")?);
+    let dir = PathBuf::from(dir);
     if !dir.is_absolute() || dir.to_str().is_none_or(|s| s.contains([':', '\n'])) {
         return usage(format!(
             "bad --dir {}: want an absolute path without ':'",
             dir.display()
         ));
     }
-    let mut asg = Assign::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
+    let mut asg = AssignFile::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
     let dom = Domain {
         name: d.clone(),
         uid,
@@ -866,26 +527,16 @@ fn add_domain(c: &mut Ctx, a: &Args) -> R<()> {
     Ok(())
 }
 
-fn del_domain(c: &mut Ctx, a: &Args) -> R<()> {
-    a.count(1, 1)?;
-    let d = parse_domain(&a.pos[0])?;
-    let mut asg = Assign::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
+fn del_domain(c: &mut Ctx, domain: &str, remove_dir: bool) -> R<()> {
+    let d = parse_domain(domain)?;
+    let mut asg = AssignFile::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
     let Some(dom) = asg.find(&d) else {
         return usage(format!("no such domain {d}"));
     };
     // Directory and rows first, the assign entry last: until it is gone a re-run finds
     // the domain and finishes the job.
-    if a.has("remove-dir") {
-        match std::fs::remove_dir_all(&dom.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Fail::Temp(format!(
-                    "unable to remove {}: {e}",
-                    dom.dir.display()
-                )))
-            }
-        }
+    if remove_dir {
+        maildir::remove_tree(&dom.dir).map_err(Fail::Temp)?;
     }
     let t = c.table(&d);
     let n = db::delete(c.db.as_mut(), &t, None, &d)?;
@@ -898,7 +549,7 @@ fn del_domain(c: &mut Ctx, a: &Args) -> R<()> {
         "del-domain",
         &format!(
             "{n} accounts deleted{}",
-            if a.has("remove-dir") {
+            if remove_dir {
                 ", directory removed"
             } else {
                 ""
@@ -909,17 +560,22 @@ fn del_domain(c: &mut Ctx, a: &Args) -> R<()> {
     Ok(())
 }
 
-fn add(c: &mut Ctx, a: &Args) -> R<()> {
-    a.count(1, 1)?;
-    let (u, d) = parse_login(&a.pos[0])?;
-    let method = method(a)?;
-    let quota = quota_string(a.opt("quota").unwrap_or("NOQUOTA"))?;
-    let gecos = a.opt("gecos").unwrap_or(&u).to_string();
+fn add(
+    c: &mut Ctx,
+    login: &str,
+    hash: Option<&str>,
+    quota: Option<&str>,
+    gecos: Option<&str>,
+    flags: Option<&str>,
+) -> R<()> {
+    let (u, d) = parse_login(login)?;
+    let method = method(hash)?;
+    let quota = flags_quota::quota_string(quota.unwrap_or("NOQUOTA")).map_err(Fail::Usage)?;
+    let gecos = gecos.unwrap_or(&u).to_string();
     if gecos.len() > 64 || gecos.contains(['\n', '\0']) {
         return usage("bad --gecos: at most 64 characters on one line");
     }
-    let flag_changes: Vec<String> = a
-        .opt("flags")
+    let flag_changes: Vec<String> = flags
         .map(|f| {
             f.split([',', ' '])
                 .filter(|s| !s.is_empty())
@@ -927,13 +583,13 @@ fn add(c: &mut Ctx, a: &Args) -> R<()> {
                 .collect()
         })
         .unwrap_or_default();
-    let flags = apply_flags(0, &flag_changes)?;
+    let flags = flags_quota::apply_flags(0, &flag_changes).map_err(Fail::Usage)?;
     let dom = c.domain(&d)?;
     let t = c.table(&d);
     if db::get(c.db.as_mut(), &t, &u, &d)?.is_some() {
         return usage(format!("account {u}@{d} exists"));
     }
-    let pw = read_password()?;
+    let pw = password::read()?;
     let (h, clear) = hashes(c, &pw, &method)?;
     let n = match c.settings.tables {
         Tables::Single => db::list(c.db.as_mut(), &t, Some(&d))?.len(),
@@ -1008,19 +664,14 @@ fn add(c: &mut Ctx, a: &Args) -> R<()> {
     Ok(())
 }
 
-fn del(c: &mut Ctx, a: &Args) -> R<()> {
-    a.count(1, 1)?;
-    let (u, d) = parse_login(&a.pos[0])?;
+fn del(c: &mut Ctx, login: &str, remove_dir: bool) -> R<()> {
+    let (u, d) = parse_login(login)?;
     let row = c.row(&u, &d)?;
     let dir = text(&row, "pw_dir");
     // The directory before the row: while the row exists, a re-run can still find it.
-    let removed = a.has("remove-dir") && !dir.is_empty();
+    let removed = remove_dir && !dir.is_empty();
     if removed {
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Fail::Temp(format!("unable to remove {dir}: {e}"))),
-        }
+        maildir::remove_tree(Path::new(&dir)).map_err(Fail::Temp)?;
     }
     let t = c.table(&d);
     db::delete(c.db.as_mut(), &t, Some(&u), &d)?;
@@ -1043,21 +694,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quotas_flags_names() {
-        let q = |s: &str| quota_string(s).ok();
-        assert_eq!(q("NOQUOTA").as_deref(), Some("NOQUOTA"));
-        assert_eq!(q("50M").as_deref(), Some("52428800S"));
-        assert_eq!(q("1024K").as_deref(), Some("1048576S"));
-        assert_eq!(q("1000S,50C").as_deref(), Some("1000S,50C"));
-        assert_eq!(q("1000").as_deref(), Some("1000S"));
-        assert!(q("junk").is_none());
-        assert!(q("1S,2S").is_none());
-        assert_eq!(
-            apply_flags(0x2, &["+no_smtp".into(), "-NO_POP".into()]).ok(),
-            Some(0x800)
-        );
-        assert!(apply_flags(0, &["+NOPE".into()]).is_err());
-        assert_eq!(flag_names(0x22), vec!["NO_POP", "NO_RELAY"]);
+    fn login_names() {
         assert!(parse_login("Alice@Example.COM").is_ok());
         assert!(parse_login("a/b@x.com").is_err());
         assert!(parse_login("../x@x.com").is_err());

@@ -1,9 +1,10 @@
 //! The account tables: vpopmail's user table (either layout), the tables checkpassword
 //! writes (created here up front), and the change log.
 
-use crate::config::Tables;
-use crate::store::{Conn, DbError, Kind, Row, Val};
-use crate::users::{domain_table, write_own};
+use vpopdb::config::Tables;
+use vpopdb::lockout;
+use vpopdb::store::{Conn, DbError, Kind, Row, Val};
+use vpopdb::users::{domain_table, write_own};
 
 /// Where one domain's users are: the table and whether it has a `pw_domain` column.
 pub struct Table {
@@ -133,6 +134,14 @@ pub fn get(db: &mut dyn Conn, t: &Table, user: &str, domain: &str) -> Result<Opt
     }
 }
 
+/// A table not made yet has no rows.
+fn rows_or_none(r: Result<Vec<Row>, DbError>) -> Result<Vec<Row>, DbError> {
+    match r {
+        Err(DbError::NoTable) => Ok(vec![]),
+        r => r,
+    }
+}
+
 /// Every user of `domain` (all domains: `None`, single layout only), sorted.
 pub fn list(db: &mut dyn Conn, t: &Table, domain: Option<&str>) -> Result<Vec<Row>, DbError> {
     let k = db.kind();
@@ -149,10 +158,7 @@ pub fn list(db: &mut dyn Conn, t: &Table, domain: Option<&str>) -> Result<Vec<Ro
         k.ident("pw_name")
     };
     let sql = format!("SELECT * FROM {}{w} ORDER BY {order}", k.ident(&t.name));
-    match db.query(&sql, &p) {
-        Err(DbError::NoTable) => Ok(vec![]),
-        r => r,
-    }
+    rows_or_none(db.query(&sql, &p))
 }
 
 pub struct NewUser<'a> {
@@ -287,28 +293,24 @@ pub fn unlock(db: &mut dyn Conn, login: &str, ip: Option<&str>) -> Result<u64, D
     let key = k.ident("lockkey");
     let table = k.ident("lockout");
     let n = match ip {
-        Some(ip) => {
-            let a = crate::lockout::address_key(ip);
+        Some(ip) => write_own(
+            db,
+            "lockout",
+            &format!("DELETE FROM {table} WHERE {key} IN (?, ?)"),
+            &[
+                Val::text(&lockout::account_key(login, ip)),
+                Val::text(&lockout::address_counter_key(ip)),
+            ],
+        )?,
+        None => {
+            let (from, to) = lockout::account_key_range(login);
             write_own(
                 db,
                 "lockout",
-                &format!("DELETE FROM {table} WHERE {key} IN (?, ?)"),
-                &[
-                    Val::text(&format!("acct:{login}:{a}")),
-                    Val::text(&format!("ip:{a}")),
-                ],
+                &format!("DELETE FROM {table} WHERE {key} >= ? AND {key} < ?"),
+                &[Val::text(&from), Val::text(&to)],
             )?
         }
-        // A range instead of LIKE: logins may hold `_` and `%`.
-        None => write_own(
-            db,
-            "lockout",
-            &format!("DELETE FROM {table} WHERE {key} >= ? AND {key} < ?"),
-            &[
-                Val::text(&format!("acct:{login}:")),
-                Val::text(&format!("acct:{login};")),
-            ],
-        )?,
     };
     Ok(n)
 }
@@ -342,10 +344,7 @@ pub fn lastauth(
         k.ident("domain"),
         k.ident("user")
     );
-    match db.query(&sql, &p) {
-        Err(DbError::NoTable) => Ok(vec![]),
-        r => r,
-    }
+    rows_or_none(db.query(&sql, &p))
 }
 
 pub struct Change<'a> {
@@ -407,8 +406,5 @@ pub fn changes(
         k.ident("recent"),
         k.ident("id"),
     );
-    match db.query(&sql, &p) {
-        Err(DbError::NoTable) => Ok(vec![]),
-        r => r,
-    }
+    rows_or_none(db.query(&sql, &p))
 }

@@ -43,6 +43,22 @@ pub fn address_key(ip: &str) -> String {
     }
 }
 
+/// The counter of `login`'s failures from `ip`.
+pub fn account_key(login: &str, ip: &str) -> String {
+    format!("acct:{login}:{}", address_key(ip))
+}
+
+/// The counter of `ip`'s failures, whatever the account.
+pub fn address_counter_key(ip: &str) -> String {
+    format!("ip:{}", address_key(ip))
+}
+
+/// The keys of `login`'s counters from every address: those from the first to just
+/// before the second (a range rather than LIKE: logins may hold `_` and `%`).
+pub fn account_key_range(login: &str) -> (String, String) {
+    (format!("acct:{login}:"), format!("acct:{login};"))
+}
+
 fn enabled(s: &Settings) -> bool {
     s.lockout_failures > 0 || s.lockout_ip_failures > 0
 }
@@ -52,8 +68,8 @@ fn enabled(s: &Settings) -> bool {
 /// than a lookup.
 pub fn query(k: Kind, s: &Settings, login: &str, ip: &str) -> (State, Option<(String, Vec<Val>)>) {
     let st = State {
-        acct_key: format!("acct:{login}:{}", address_key(ip)),
-        ip_key: (!ip.is_empty()).then(|| format!("ip:{}", address_key(ip))),
+        acct_key: account_key(login, ip),
+        ip_key: (!ip.is_empty()).then(|| address_counter_key(ip)),
         ..State::default()
     };
     if !enabled(s) {

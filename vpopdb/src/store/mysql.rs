@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use super::wire::Wire;
 use super::{Conn, DbError, Kind, Row, Val};
-use crate::config::MysqlTarget;
+use crate::target::MysqlTarget;
 
 const CLIENT_LONG_PASSWORD: u32 = 1;
 const CLIENT_FOUND_ROWS: u32 = 2;
@@ -51,6 +51,14 @@ struct Column {
     name: String,
     kind: u8,
     flags: u16,
+}
+
+/// What the server's greeting says.
+struct Greeting {
+    version: String,
+    caps: u32,
+    scramble: Vec<u8>,
+    plugin: Vec<u8>,
 }
 
 pub struct Mysql {
@@ -225,7 +233,9 @@ impl Mysql {
         self.s.write_all(&out)
     }
 
-    fn handshake(&mut self, t: &MysqlTarget) -> Result<(), DbError> {
+    /// The server's first packet: its version, capabilities, scramble and the
+    /// authentication plugin it offers.
+    fn greeting(&mut self) -> Result<Greeting, DbError> {
         let p = self.read_packet()?;
         if p.first() == Some(&0xff) {
             return Err(server_error(&p));
@@ -258,12 +268,21 @@ impl Mysql {
                 }
             }
         }
+        Ok(Greeting {
+            version,
+            caps,
+            scramble,
+            plugin: plugin.to_vec(),
+        })
+    }
+
+    fn handshake(&mut self, t: &MysqlTarget) -> Result<(), DbError> {
+        let g = self.greeting()?;
         let need = CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION;
-        if caps & need != need {
+        if g.caps & need != need {
             return Err(proto("server too old (no 4.1 protocol)"));
         }
-        self.pipelined = mariadb_direct_execute(&version);
-
+        self.pipelined = mariadb_direct_execute(&g.version);
         let mut ours = CLIENT_LONG_PASSWORD
             | CLIENT_FOUND_ROWS
             | CLIENT_LONG_FLAG
@@ -276,9 +295,9 @@ impl Mysql {
         if !t.db.is_empty() {
             ours |= CLIENT_CONNECT_WITH_DB;
         }
-        ours &= caps | CLIENT_LONG_PASSWORD;
+        ours &= g.caps | CLIENT_LONG_PASSWORD;
         let unix = self.s.is_unix();
-        let plugin = String::from_utf8_lossy(plugin).into_owned();
+        let (scramble, plugin) = (g.scramble, String::from_utf8_lossy(&g.plugin).into_owned());
         let (plugin, resp) = match auth_response(&plugin, t.pass.as_bytes(), &scramble, unix) {
             Some(r) => (plugin, r),
             // Whatever the server offers first, it switches us to what the account uses.

@@ -1,12 +1,13 @@
-//! vchkpw's login forms: the whole login lowercased, split at the first `@`, else `%`,
-//! else `/`, each part checked against vpopmail's character sets.
+//! The rules for names: vchkpw's login forms (the whole login lowercased, split at the
+//! first `@`, else `%`, else `/`, each part checked against vpopmail's character sets),
+//! and the narrower rules for the names the account tool creates.
 
 /// The longest login accepted: a 64-byte local part, a separator, a 96-byte domain.
 pub const MAX_LOGIN: usize = 64 + 1 + 96;
 
 /// A login split into its parts, lowercased.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Login {
+pub struct LoginName {
     /// The whole login as typed, lowercased (vchkpw's `VPOPUSER`).
     pub full: String,
     pub user: String,
@@ -32,7 +33,27 @@ pub fn domain_ok(d: &str) -> bool {
         .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
 }
 
-pub fn parse(raw: &[u8]) -> Result<Login, LoginError> {
+/// Whether `u` may be the local part of a new account: vpopmail's set in lower case,
+/// without `/` (a path separator in the user's directory) and without a leading dot.
+pub fn new_user_ok(u: &str) -> bool {
+    !u.is_empty()
+        && u.len() <= 64
+        && !u.starts_with('.')
+        && u.bytes()
+            .all(|c| user_char(c) && c != b'/' && !c.is_ascii_uppercase())
+}
+
+/// Whether `d` may be a new domain: the domain set in a form DNS could hold.
+pub fn new_domain_ok(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 96
+        && domain_ok(d)
+        && d.contains(|c: char| c.is_ascii_alphanumeric())
+        && !d.starts_with(['.', '-'])
+        && !d.contains("..")
+}
+
+pub fn parse(raw: &[u8]) -> Result<LoginName, LoginError> {
     if raw.is_empty() {
         return Err(LoginError::Empty);
     }
@@ -61,7 +82,7 @@ pub fn parse(raw: &[u8]) -> Result<Login, LoginError> {
         return Err(LoginError::BadChars);
     }
     // Both parts are ASCII now.
-    Ok(Login {
+    Ok(LoginName {
         full: String::from_utf8_lossy(&lower).into_owned(),
         user: String::from_utf8_lossy(user).into_owned(),
         domain: domain.to_string(),
@@ -116,5 +137,17 @@ mod tests {
         assert_eq!(parse(&[b'a'; 65]), Err(LoginError::TooLong));
         assert_eq!(parse(&[b'a'; 200]), Err(LoginError::TooLong));
         assert_eq!(sanitize_domain("Ex ample.com"), "ex_ample.com");
+    }
+
+    #[test]
+    fn new_names() {
+        assert!(new_user_ok("alice.b+x"));
+        for u in ["", ".", "..", ".x", "a/b", "Alice", "a b", &"a".repeat(65)] {
+            assert!(!new_user_ok(u), "{u:?}");
+        }
+        assert!(new_domain_ok("mail-1.example.com"));
+        for d in ["", ".x", "-x", "a..b", "x/y", "-.-", &"a".repeat(97)] {
+            assert!(!new_domain_ok(d), "{d:?}");
+        }
     }
 }

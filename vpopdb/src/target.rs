@@ -1,0 +1,312 @@
+//! Where the users are: the `db` URL (`sqlite:`, `mysql://`, `postgres://`) or
+//! vpopmail's own vpopmail.mysql lines, each parsed once into the typed target its back
+//! end connects to.
+
+use std::path::PathBuf;
+
+use zeroize::Zeroizing;
+
+/// Debian's MariaDB socket, which libmysqlclient would use for host `localhost`.
+pub const DEFAULT_MYSQL_SOCKET: &str = "/run/mysqld/mysqld.sock";
+
+/// A database to connect to.
+#[derive(Clone)]
+pub enum Target {
+    Sqlite(PathBuf),
+    Mysql(MysqlTarget),
+    Postgres(PgTarget),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a password.
+        match self {
+            Target::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
+            Target::Mysql(m) => write!(f, "mysql {}@{}:{}/{}", m.user, m.host, m.port, m.db),
+            Target::Postgres(p) => {
+                write!(f, "postgres {}@{}:{}/{}", p.user, p.host, p.port, p.dbname)
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct MysqlTarget {
+    pub host: String,
+    pub port: u16,
+    pub socket: Option<String>,
+    pub user: String,
+    pub pass: Zeroizing<String>,
+    pub db: String,
+}
+
+/// Where and as whom to connect to PostgreSQL. An empty `host` is libpq's default, the
+/// local socket directory; one starting with `/` is a socket directory.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PgTarget {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Zeroizing<String>,
+    pub dbname: String,
+}
+
+/// Reads go to `read`; `write` (vpopmail.mysql's second line) takes lastauth, relay and
+/// lockout updates when present.
+#[derive(Clone, Debug)]
+pub struct Targets {
+    pub read: Target,
+    pub write: Option<Target>,
+}
+
+/// %-escapes of a URL's parts decoded (the one decoder for every URL).
+fn pct_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("bad %-escape in URL")?;
+            out.push(h);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "URL is not UTF-8".to_string())
+}
+
+/// `sqlite:PATH`, `mysql://user:pass@host:port/db?socket=PATH`, `postgres://...`.
+pub fn parse_url(url: &str) -> Result<Target, String> {
+    if let Some(p) = url.strip_prefix("sqlite://") {
+        return Ok(Target::Sqlite(PathBuf::from(p)));
+    }
+    if let Some(p) = url.strip_prefix("sqlite:") {
+        return Ok(Target::Sqlite(PathBuf::from(p)));
+    }
+    if let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    {
+        return parse_postgres(rest).map(Target::Postgres);
+    }
+    let Some(rest) = url.strip_prefix("mysql://") else {
+        return Err("db: want a sqlite:, mysql:// or postgres:// URL".into());
+    };
+    let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (auth_host, db) = main.split_once('/').unwrap_or((main, ""));
+    let (auth, hostport) = match auth_host.rsplit_once('@') {
+        Some((a, h)) => (a, h),
+        None => ("", auth_host),
+    };
+    let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || !p.is_empty() => (
+            h,
+            p.parse::<u16>().map_err(|_| "db: bad port in mysql URL")?,
+        ),
+        _ => (hostport, 3306),
+    };
+    let mut socket = None;
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        match kv.split_once('=') {
+            Some(("socket", v)) => socket = Some(pct_decode(v)?),
+            _ => return Err(format!("db: unknown mysql URL parameter {kv}")),
+        }
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok(Target::Mysql(MysqlTarget {
+        host: if host.is_empty() {
+            "localhost".into()
+        } else {
+            pct_decode(host)?
+        },
+        port,
+        socket,
+        user: pct_decode(user)?,
+        pass: Zeroizing::new(pct_decode(pass)?),
+        db: pct_decode(db)?,
+    }))
+}
+
+/// libpq's URL after `postgres[ql]://`: `[user[:password]@][host][:port][/dbname]
+/// [?key=value&...]` with `host` (a directory means a unix socket), `port`, `user`,
+/// `password`, `dbname`, `sslmode` (`disable`, `allow` or `prefer`: there is no TLS here),
+/// `connect_timeout` and `application_name` as parameters.
+fn parse_postgres(rest: &str) -> Result<PgTarget, String> {
+    let bad = |m: &str| format!("db: {m} in postgres URL");
+    let dec = |s: &str| pct_decode(s).map_err(|e| format!("db: {e} (postgres)"));
+    let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, db) = main.split_once('/').unwrap_or((main, ""));
+    let (auth, hostport) = authority.rsplit_once('@').unwrap_or(("", authority));
+    let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, Some(p)),
+        _ => (hostport, None),
+    };
+    let mut p = PgTarget {
+        host: dec(host.trim_start_matches('[').trim_end_matches(']'))?,
+        port: 5432,
+        user: dec(user)?,
+        password: Zeroizing::new(dec(pass)?),
+        dbname: dec(db)?,
+    };
+    let port_of = |s: &str| s.parse::<u16>().map_err(|_| bad("bad port"));
+    if let Some(pt) = port.filter(|p| !p.is_empty()) {
+        p.port = port_of(pt)?;
+    }
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let v = dec(v)?;
+        match k {
+            "host" => p.host = v,
+            "port" => p.port = port_of(&v)?,
+            "user" => p.user = v,
+            "password" => p.password = Zeroizing::new(v),
+            "dbname" => p.dbname = v,
+            "sslmode" if ["disable", "allow", "prefer"].contains(&v.as_str()) => {}
+            "sslmode" => return Err(bad(&format!("sslmode={v} (no TLS here)"))),
+            "connect_timeout" | "application_name" => {}
+            _ => return Err(bad(&format!("unknown parameter {k}"))),
+        }
+    }
+    if p.user.is_empty() {
+        return Err(bad("no user"));
+    }
+    if p.dbname.is_empty() {
+        p.dbname = p.user.clone();
+    }
+    Ok(p)
+}
+
+/// vpopmail's `host|port-or-/socket|user|password|database` lines: the first for reads,
+/// an optional second for updates.
+pub fn parse_vpopmail_mysql(text: &str) -> Result<Targets, String> {
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split('|').collect();
+        if f.len() < 5 {
+            return Err("want host|port|user|password|database".into());
+        }
+        let (port, socket) = if f[1].starts_with('/') {
+            (3306, Some(f[1].to_string()))
+        } else {
+            let p: u16 = f[1].parse().map_err(|_| "bad port")?;
+            if p == 0 && (f[0] == "localhost" || f[0].is_empty()) {
+                (3306, Some(DEFAULT_MYSQL_SOCKET.to_string()))
+            } else {
+                (if p == 0 { 3306 } else { p }, None)
+            }
+        };
+        found.push(Target::Mysql(MysqlTarget {
+            host: f[0].to_string(),
+            port,
+            socket,
+            user: f[2].to_string(),
+            pass: Zeroizing::new(f[3].to_string()),
+            db: f[4].to_string(),
+        }));
+        if found.len() == 2 {
+            break;
+        }
+    }
+    let mut it = found.into_iter();
+    let read = it.next().ok_or("no connection line")?;
+    Ok(Targets {
+        read,
+        write: it.next(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn urls() {
+        match parse_url("mysql://u:p%40ss@127.0.0.1:3307/vpop?socket=/run/my.sock").unwrap() {
+            Target::Mysql(m) => {
+                assert_eq!((m.user.as_str(), m.pass.as_str()), ("u", "p@ss"));
+                assert_eq!(
+                    (m.host.as_str(), m.port, m.db.as_str()),
+                    ("127.0.0.1", 3307, "vpop")
+                );
+                assert_eq!(m.socket.as_deref(), Some("/run/my.sock"));
+            }
+            _ => panic!("not mysql"),
+        }
+        assert!(
+            matches!(parse_url("sqlite:/a/b").unwrap(), Target::Sqlite(p) if p == Path::new("/a/b"))
+        );
+        assert!(matches!(
+            parse_url("postgres://a@b/c").unwrap(),
+            Target::Postgres(p) if p.dbname == "c"
+        ));
+        assert!(parse_url("oracle://x").is_err());
+    }
+
+    #[test]
+    fn postgres_urls() {
+        let pg = |u: &str| match parse_url(u) {
+            Ok(Target::Postgres(p)) => Ok(p),
+            Ok(t) => panic!("{t:?}"),
+            Err(e) => Err(e),
+        };
+        let p = pg("postgres://u%40x:p%3Aw@db.example:6543/mail?sslmode=disable").unwrap();
+        assert_eq!(
+            (
+                p.user.as_str(),
+                p.password.as_str(),
+                p.host.as_str(),
+                p.port,
+                p.dbname.as_str()
+            ),
+            ("u@x", "p:w", "db.example", 6543, "mail")
+        );
+        let p = pg("postgresql://cp@localhost/cp?host=/run/pg&port=5433").unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.port, p.dbname.as_str()),
+            ("/run/pg", 5433, "cp")
+        );
+        let p = pg("postgres://cp@[::1]:5999").unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.port, p.dbname.as_str()),
+            ("::1", 5999, "cp")
+        );
+        assert!(pg("postgres://cp@h/d?sslmode=require").is_err());
+        assert!(pg("postgres://cp@h/d?bogus=1").is_err());
+        assert!(pg("postgres://h/d").is_err());
+    }
+
+    #[test]
+    fn vpopmail_mysql_file() {
+        let t = parse_vpopmail_mysql(
+            "# c\nlocalhost|0|r|rp|vpopmail\nlocalhost|/s.sock|w|wp|vpopmail\n",
+        )
+        .unwrap();
+        let Target::Mysql(r) = t.read else { panic!() };
+        assert_eq!(r.socket.as_deref(), Some(DEFAULT_MYSQL_SOCKET));
+        let Some(Target::Mysql(w)) = t.write else {
+            panic!()
+        };
+        assert_eq!(
+            (w.user.as_str(), w.socket.as_deref()),
+            ("w", Some("/s.sock"))
+        );
+        let t = parse_vpopmail_mysql("db.example|3307|r|rp|vp\n").unwrap();
+        let Target::Mysql(r) = t.read else { panic!() };
+        assert_eq!(
+            (r.host.as_str(), r.port, r.socket),
+            ("db.example", 3307, None)
+        );
+    }
+}
