@@ -3,7 +3,7 @@
 //! config file that happened to get that number), bounded in size and in time.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use ucspi::fd::{self, Want};
@@ -38,12 +38,8 @@ pub struct Credentials {
 /// Reads fd 3 to end of file (at most [`MAX_INPUT`] bytes, within `limit`), then closes
 /// it: the interface requires that, and it must not leak into the program exec'd next.
 pub fn read_all(limit: Duration) -> Result<Zeroizing<Vec<u8>>, Fd3Error> {
-    if !fd::is_open(3) {
-        return Err(Fd3Error::NotOpen);
-    }
-    // SAFETY: fd 3 is open and nothing else in this process owns it: the caller handed it
-    // over, and nothing has been opened yet. Dropping the owner closes it.
-    let fd3 = unsafe { OwnedFd::from_raw_fd(3) };
+    // Nothing has been opened yet, so fd 3 is the caller's; dropping it closes it.
+    let fd3 = fd::take_interface(3).ok_or(Fd3Error::NotOpen)?;
     read_bounded(&fd3, Instant::now() + limit)
 }
 

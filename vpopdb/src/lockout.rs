@@ -3,6 +3,8 @@
 
 use std::net::Ipv6Addr;
 
+use ipnet::Ipv6Net;
+
 use crate::config::Settings;
 use crate::store::{Conn, DbError, Kind, Row, Val};
 use crate::users::write_own;
@@ -33,13 +35,9 @@ pub enum Locked {
 
 /// An IPv6 client is counted per /64, the smallest block one subscriber usually gets.
 pub fn address_key(ip: &str) -> String {
-    match ip.parse::<Ipv6Addr>() {
-        Ok(a) => {
-            let s = a.segments();
-            let net = Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
-            format!("{net}/64")
-        }
-        Err(_) => ip.to_string(),
+    match ip.parse::<Ipv6Addr>().map(|a| Ipv6Net::new(a, 64)) {
+        Ok(Ok(net)) => net.trunc().to_string(),
+        _ => ip.to_string(),
     }
 }
 
