@@ -156,17 +156,14 @@ pub fn drop_to_caller() -> Result<(), String> {
 fn become_ids(uid: u32, gid: u32, set_groups: bool) -> Result<(), String> {
     let (u, g) = (Uid::from_raw(uid), Gid::from_raw(gid));
     if set_groups {
-        unistd::setgroups(&[g]).map_err(|e| format!("setgroups {gid} failed: {}", errno(e)))?;
+        unistd::setgroups(&[g])
+            .map_err(|e| format!("setgroups {gid} failed: {}", std::io::Error::from(e)))?;
     }
-    unistd::setresgid(g, g, g).map_err(|e| format!("setgid {gid} failed: {}", errno(e)))?;
-    unistd::setresuid(u, u, u).map_err(|e| format!("setuid {uid} failed: {}", errno(e)))?;
+    unistd::setresgid(g, g, g)
+        .map_err(|e| format!("setgid {gid} failed: {}", std::io::Error::from(e)))?;
+    unistd::setresuid(u, u, u)
+        .map_err(|e| format!("setuid {uid} failed: {}", std::io::Error::from(e)))?;
     ids_stuck(u, g)
-}
-
-/// nix's errno in the words std's `io::Error` gives it (`Operation not permitted (os
-/// error 1)`), as the log line has always had it.
-fn errno(e: nix::errno::Errno) -> std::io::Error {
-    std::io::Error::from_raw_os_error(e as i32)
 }
 
 /// Whether all three uids and gids are the ones asked for.

@@ -227,26 +227,26 @@ fn copy_both(left: OwnedFd, right: OwnedFd, mode: &mut Mode) {
 pub fn mconnect_io(msg: &Msg) -> ! {
     // A closed socket is then an error, not a death.
     ignore_sigpipe();
-    let (six, seven) = match ucspi::fd::interface(6).and_then(|s| Ok((s, ucspi::fd::interface(7)?)))
-    {
-        Ok(fds) => fds,
-        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to read descriptor 6"], &e),
-    };
     // SAFETY: fork in a single-threaded process.
     let child = match unsafe { fork() } {
         Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to fork"], &e.into()),
         Ok(ForkResult::Child) => {
-            let r = filter_copy(io::stdin().as_fd(), seven, add_cr, |_| {});
+            // A descriptor that is not open fails its copy, as a read or write on it would.
+            let r = ucspi::fd::interface(7)
+                .map_err(Side::Write)
+                .and_then(|seven| filter_copy(io::stdin().as_fd(), seven, add_cr, |_| {}));
             ucspi::msg::exit(if r.is_ok() { 0 } else { EXIT_TEMP });
         }
         Ok(ForkResult::Parent { child }) => child,
     };
-    let r = filter_copy(
-        six,
-        io::stdout().as_fd(),
-        |b, o| o.extend_from_slice(b),
-        |_| {},
-    );
+    let r = ucspi::fd::interface(6).map_err(Side::Read).and_then(|six| {
+        filter_copy(
+            six,
+            io::stdout().as_fd(),
+            |b, o| o.extend_from_slice(b),
+            |_| {},
+        )
+    });
     let _ = kill(child, Signal::SIGTERM);
     let _ = waitpid(child, None);
     ucspi::msg::exit(if r.is_ok() { 0 } else { EXIT_TEMP })

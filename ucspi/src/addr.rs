@@ -59,15 +59,12 @@ pub fn v6_full(ip: Ipv6Addr, out: &mut Vec<u8>) {
 /// The text of an address as the TCP variables carry it: dotted quad for IPv4 and for
 /// v4-mapped IPv6 peers, compressed form (`::1`) otherwise.
 pub fn ip_text(ip: IpAddr, out: &mut Vec<u8>) {
-    let v4 = match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4,
-            None => {
-                let _ = std::io::Write::write_fmt(out, format_args!("{v6}"));
-                return;
-            }
-        },
+    let v4 = match unmapped(ip) {
         IpAddr::V4(v4) => v4,
+        IpAddr::V6(v6) => {
+            let _ = std::io::Write::write_fmt(out, format_args!("{v6}"));
+            return;
+        }
     };
     // By hand: the formatting machinery costs more than the rest of a child's setup.
     for (i, o) in v4.octets().iter().enumerate() {
@@ -90,10 +87,7 @@ pub fn unmapped(ip: IpAddr) -> IpAddr {
 
 /// Whether the connection is IPv6 on the wire (a v4-mapped peer counts as IPv4).
 pub fn is_v6(a: &SocketAddr) -> bool {
-    match a {
-        SocketAddr::V4(_) => false,
-        SocketAddr::V6(v6) => v6.ip().to_ipv4_mapped().is_none(),
-    }
+    unmapped(a.ip()).is_ipv6()
 }
 
 /// A dotted quad exactly as djb's `ip4_scan` accepts it for a whole string: four decimal
@@ -134,16 +128,18 @@ fn split_prefix(s: &[u8]) -> Option<(&[u8], u8)> {
 /// An IPv4 CIDR block as a rules line writes it: a dotted quad as djb's `ip4_scan` reads
 /// one, `/`, a prefix of 1 to 32 bits (a /0 block would say what `:allow` says).
 pub fn parse_v4_net(s: &[u8]) -> Option<Ipv4Net> {
-    let (ip, n) = split_prefix(s)?;
-    (n >= 1).then_some(())?;
-    Ipv4Net::new(parse_v4_strict(ip)?, n).ok()
+    match split_prefix(s)? {
+        (_, 0) => None,
+        (ip, n) => Ipv4Net::new(parse_v4_strict(ip)?, n).ok(),
+    }
 }
 
 /// An IPv6 CIDR block: any IPv6 text form, `/`, a prefix of 1 to 128 bits.
 pub fn parse_v6_net(s: &[u8]) -> Option<Ipv6Net> {
-    let (ip, n) = split_prefix(s)?;
-    (n >= 1).then_some(())?;
-    Ipv6Net::new(parse_v6(ip)?, n).ok()
+    match split_prefix(s)? {
+        (_, 0) => None,
+        (ip, n) => Ipv6Net::new(parse_v6(ip)?, n).ok(),
+    }
 }
 
 #[cfg(test)]

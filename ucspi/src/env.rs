@@ -10,7 +10,9 @@ use crate::addr::{ip_text, is_v6};
 use crate::exec::CStrArray;
 use crate::fmt::{fmt_u64, itoa_buf};
 
-/// An environment being built for execve: `NAME=value\0` entries in order.
+/// An environment being built for execve: `NAME=value\0` entries in order (an overlay's
+/// removals as `NAME\0`). Every entry ends in a NUL, which is what lets [`Env::envp`]
+/// and [`Env::envp_with`] hand out a [`CStrArray`] of pointers into them.
 #[derive(Clone, Debug, Default)]
 pub struct Env {
     entries: Vec<Vec<u8>>,
@@ -140,8 +142,6 @@ impl Env {
     pub fn envp_with<'a>(&'a self, overlay: &'a Env) -> CStrArray<'a> {
         let mut v: Vec<*const c_char> =
             Vec::with_capacity(self.entries.len() + overlay.entries.len() + 1);
-        // Every entry is `NAME=value\0` or an overlay's `NAME\0` (see `set`/`unset`), one
-        // NUL at its end, as CStrArray requires.
         let names: Vec<&[u8]> = overlay.entries.iter().map(|o| Self::name_of(o)).collect();
         let mut sigs: u64 = 0;
         for n in &names {

@@ -40,7 +40,11 @@ fn exchange(local: SocketAddr, remote: SocketAddr, timeout: Duration) -> io::Res
     sock.bind(&from.into())?;
     let mut to = remote;
     to.set_port(113);
-    sock.connect_timeout(&to.into(), timeout)?;
+    let left = end.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out());
+    }
+    sock.connect_timeout(&to.into(), left)?;
     let req = format!("{} , {}\r\n", remote.port(), local.port());
     ready(&sock, Want::Write, end)?;
     fd::write_all(&sock, req.as_bytes())?;

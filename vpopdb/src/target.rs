@@ -97,40 +97,63 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
     let Some(rest) = url.strip_prefix("mysql://") else {
         return Err("db: want a sqlite:, mysql:// or postgres:// URL".into());
     };
-    let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (auth_host, db) = main.split_once('/').unwrap_or((main, ""));
-    let (auth, hostport) = match auth_host.rsplit_once('@') {
-        Some((a, h)) => (a, h),
-        None => ("", auth_host),
-    };
-    let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || !p.is_empty() => (
-            h,
-            p.parse::<u16>().map_err(|_| "db: bad port in mysql URL")?,
-        ),
-        _ => (hostport, 3306),
+    let u = UrlParts::of(rest);
+    let port = match u.port {
+        Some(p) => p.parse::<u16>().map_err(|_| "db: bad port in mysql URL")?,
+        None => 3306,
     };
     let mut socket = None;
-    for kv in query.split('&').filter(|s| !s.is_empty()) {
+    for kv in u.query.split('&').filter(|s| !s.is_empty()) {
         match kv.split_once('=') {
             Some(("socket", v)) => socket = Some(pct_decode(v)?),
             _ => return Err(format!("db: unknown mysql URL parameter {kv}")),
         }
     }
-    let host = host.trim_start_matches('[').trim_end_matches(']');
     Ok(Target::Mysql(MysqlTarget {
-        host: if host.is_empty() {
+        host: if u.host.is_empty() {
             "localhost".into()
         } else {
-            pct_decode(host)?
+            pct_decode(u.host)?
         },
         port,
         socket,
-        user: pct_decode(user)?,
-        pass: Zeroizing::new(pct_decode(pass)?),
-        db: pct_decode(db)?,
+        user: pct_decode(u.user)?,
+        pass: Zeroizing::new(pct_decode(u.pass)?),
+        db: pct_decode(u.path)?,
     }))
+}
+
+/// `[user[:password]@][host][:port][/path][?query]` after a URL's scheme, split but not
+/// yet decoded. A bracketed IPv6 host loses its brackets; an empty port is no port.
+struct UrlParts<'a> {
+    user: &'a str,
+    pass: &'a str,
+    host: &'a str,
+    port: Option<&'a str>,
+    path: &'a str,
+    query: &'a str,
+}
+
+impl<'a> UrlParts<'a> {
+    fn of(rest: &'a str) -> UrlParts<'a> {
+        let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (authority, path) = main.split_once('/').unwrap_or((main, ""));
+        let (auth, hostport) = authority.rsplit_once('@').unwrap_or(("", authority));
+        let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
+        let (host, port) = match hostport.rsplit_once(':') {
+            // A colon inside brackets is the address's, not the port's.
+            Some((h, p)) if !p.contains(']') => (h, Some(p).filter(|p| !p.is_empty())),
+            _ => (hostport, None),
+        };
+        UrlParts {
+            user,
+            pass,
+            host: host.trim_start_matches('[').trim_end_matches(']'),
+            port,
+            path,
+            query,
+        }
+    }
 }
 
 /// libpq's URL after `postgres[ql]://`: `[user[:password]@][host][:port][/dbname]
@@ -140,26 +163,19 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
 fn parse_postgres(rest: &str) -> Result<PgTarget, String> {
     let bad = |m: &str| format!("db: {m} in postgres URL");
     let dec = |s: &str| pct_decode(s).map_err(|e| format!("db: {e} (postgres)"));
-    let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (authority, db) = main.split_once('/').unwrap_or((main, ""));
-    let (auth, hostport) = authority.rsplit_once('@').unwrap_or(("", authority));
-    let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !p.contains(']') => (h, Some(p)),
-        _ => (hostport, None),
-    };
+    let u = UrlParts::of(rest);
     let mut p = PgTarget {
-        host: dec(host.trim_start_matches('[').trim_end_matches(']'))?,
+        host: dec(u.host)?,
         port: 5432,
-        user: dec(user)?,
-        password: Zeroizing::new(dec(pass)?),
-        dbname: dec(db)?,
+        user: dec(u.user)?,
+        password: Zeroizing::new(dec(u.pass)?),
+        dbname: dec(u.path)?,
     };
     let port_of = |s: &str| s.parse::<u16>().map_err(|_| bad("bad port"));
-    if let Some(pt) = port.filter(|p| !p.is_empty()) {
+    if let Some(pt) = u.port {
         p.port = port_of(pt)?;
     }
-    for kv in query.split('&').filter(|s| !s.is_empty()) {
+    for kv in u.query.split('&').filter(|s| !s.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         let v = dec(v)?;
         match k {
@@ -252,6 +268,17 @@ mod tests {
             Target::Postgres(p) if p.dbname == "c"
         ));
         assert!(parse_url("oracle://x").is_err());
+        // A bracketed IPv6 host with and without a port, as for postgres://.
+        for (url, port) in [
+            ("mysql://u@[::1]/d", 3306),
+            ("mysql://u@[::1]:3307/d", 3307),
+        ] {
+            let Target::Mysql(m) = parse_url(url).unwrap() else {
+                panic!("not mysql")
+            };
+            assert_eq!((m.host.as_str(), m.port), ("::1", port), "{url}");
+        }
+        assert!(parse_url("mysql://u@h:x/d").is_err());
     }
 
     #[test]

@@ -106,11 +106,6 @@ pub fn cram_ok(challenge: &[u8], clear: &[u8], response: &[u8]) -> bool {
     bool::from(want.as_slice().ct_eq(response))
 }
 
-/// Same-length constant-time equality for callers outside this module.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    bool::from(a.ct_eq(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
