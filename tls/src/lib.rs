@@ -1,0 +1,5 @@
+//! What sslserver and sslclient share: rustls set up from ucspi-ssl's files and names,
+//! the relay between a program's pipes and a TLS connection, session tickets, the
+//! mod_ssl variables, and the UCSPI-TLS hand-off.
+
+pub mod modssl;
