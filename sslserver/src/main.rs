@@ -1,1 +1,6 @@
-fn main(){}
+//! sslserver: tcpserver with TLS, a drop-in replacement for ucspi-ssl's.
+
+fn main() {
+    let args: Vec<_> = std::env::args_os().collect();
+    sslserver::start::main(&args)
+}

@@ -43,7 +43,7 @@ pub struct Config {
 pub struct Usage(pub Option<Vec<u8>>, pub bool);
 
 /// djb's `ip4_scan`: a dotted quad at the start of `s` (trailing bytes are ignored).
-fn ip4_prefix(s: &[u8]) -> Option<Ipv4Addr> {
+pub fn ip4_prefix(s: &[u8]) -> Option<Ipv4Addr> {
     let mut o = [0u8; 4];
     let mut i = 0;
     for (k, oct) in o.iter_mut().enumerate() {
@@ -61,6 +61,14 @@ fn ip4_prefix(s: &[u8]) -> Option<Ipv4Addr> {
         }
     }
     Some(Ipv4Addr::from(o))
+}
+
+/// `-i`'s address: djb's dotted quad (trailing bytes ignored) or an IPv6 address.
+pub fn local_ip(v: &[u8]) -> Option<IpAddr> {
+    match ip4_prefix(v) {
+        Some(ip) => Some(IpAddr::V4(ip)),
+        None => ucspi::addr::parse_v6(v).map(IpAddr::V6),
+    }
 }
 
 /// Parses the command line (without argv[0]).
@@ -106,13 +114,7 @@ pub fn parse_args(args: &[OsString]) -> Result<Config, Usage> {
                 c.conn_timeout = [x, scan_ulong(&v[j..]).0];
             }
             Opt::Value(b'i', v) => {
-                let v = v.as_bytes();
-                c.local_ip = match ip4_prefix(v) {
-                    Some(ip) => Some(IpAddr::V4(ip)),
-                    None => Some(IpAddr::V6(
-                        ucspi::addr::parse_v6(v).ok_or(Usage(None, false))?,
-                    )),
-                };
+                c.local_ip = Some(local_ip(v.as_bytes()).ok_or(Usage(None, false))?);
             }
             Opt::Value(b'p', v) => c.local_port = scan_ulong(v.as_bytes()).0 as u16,
             _ => return Err(Usage(None, false)),
@@ -165,8 +167,14 @@ fn attempt(msg: &Msg, c: &Config, ip: IpAddr, port: u16, secs: u64) -> Attempt {
 
 /// djb's two passes: with several addresses, pass 1 gives each `x` seconds and keeps
 /// those that timed out for pass 2 with `y` seconds; a single address gets `x+y` at once.
-/// Other failures are reported as they happen.
-fn connect_any(msg: &Msg, c: &Config, ips: Vec<IpAddr>, port: u16) -> Option<Socket> {
+/// Failures go to `failed` as they happen.
+pub fn connect_any(
+    msg: &Msg,
+    c: &Config,
+    ips: Vec<IpAddr>,
+    port: u16,
+    failed: &mut dyn FnMut(IpAddr, &io::Error),
+) -> Option<Socket> {
     let mut t = c.conn_timeout;
     if ips.len() == 1 {
         t = [t[0].saturating_add(t[1]), 0];
@@ -184,16 +192,7 @@ fn connect_any(msg: &Msg, c: &Config, ips: Vec<IpAddr>, port: u16) -> Option<Soc
                 Attempt::TimedOut => io::Error::from_raw_os_error(libc::ETIMEDOUT),
                 Attempt::Failed(e) => e,
             };
-            if c.verbosity > 0 {
-                Line::new()
-                    .push(b"tcpclient: unable to connect to ")
-                    .ip(ip)
-                    .push(b" port ")
-                    .num(port.into())
-                    .push(b": ")
-                    .push(ucspi::errstr::io_str(&e).as_bytes())
-                    .write();
-            }
+            failed(ip, &e);
         }
         todo = again;
     }
@@ -201,14 +200,14 @@ fn connect_any(msg: &Msg, c: &Config, ips: Vec<IpAddr>, port: u16) -> Option<Soc
 }
 
 /// A socket's local or remote address, or the error message's errno.
-fn address(a: io::Result<socket2::SockAddr>) -> io::Result<SocketAddr> {
+pub fn address(a: io::Result<socket2::SockAddr>) -> io::Result<SocketAddr> {
     a?.as_socket()
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
 }
 
 /// djb's tcpclient takes `dns_name4`'s answer as it is: no PTR record gives an empty
 /// name (the variable set, but empty), only a failed lookup leaves it unset.
-fn ptr_name(res: &ucspi::dns::Resolver, ip: IpAddr) -> Option<Vec<u8>> {
+pub fn ptr_name(res: &ucspi::dns::Resolver, ip: IpAddr) -> Option<Vec<u8>> {
     match res.name_of(ip) {
         Ok(Some(n)) => Some(n),
         Ok(None) => Some(Vec::new()),
@@ -216,20 +215,46 @@ fn ptr_name(res: &ucspi::dns::Resolver, ip: IpAddr) -> Option<Vec<u8>> {
     }
 }
 
-/// Everything after option parsing; returns only through exec or exit.
-pub fn run(c: &Config) -> ! {
-    let msg = Msg {
-        prog: "tcpclient",
-        quiet: c.verbosity == 0,
-    };
-    let port = port_or_exit(&msg, &c.port);
-    let ips = client_addresses(&c.host, c.want).unwrap_or_else(|e| e.exit(&msg, &c.host));
-    let Some(s) = connect_any(&msg, c, ips, port) else {
-        ucspi::msg::exit(EXIT_TEMP)
-    };
+/// What the program is told about a connection.
+pub struct Described {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub local_host: Option<Vec<u8>>,
+    pub remote_host: Option<Vec<u8>>,
+    pub remote_info: Option<Vec<u8>>,
+}
+
+impl Described {
+    pub fn connection(&self) -> Connection<'_> {
+        Connection {
+            local: self.local,
+            remote: self.remote,
+            local_host: self.local_host.as_deref(),
+            remote_host: self.remote_host.as_deref(),
+            remote_info: self.remote_info.as_deref(),
+        }
+    }
+}
+
+/// Host and port to a connected socket (with `-D`'s TCP_NODELAY), or `None` after every
+/// address failed (each reported to `failed`).
+pub fn connect(
+    c: &Config,
+    msg: &Msg,
+    failed: &mut dyn FnMut(IpAddr, u16, &io::Error),
+) -> Option<Socket> {
+    let port = port_or_exit(msg, &c.port);
+    let ips = client_addresses(&c.host, c.want).unwrap_or_else(|e| e.exit(msg, &c.host));
+    let s = connect_any(msg, c, ips, port, &mut |ip, e| failed(ip, port, e))?;
     if c.nodelay {
         let _ = s.set_tcp_nodelay(true);
     }
+    Some(s)
+}
+
+/// The names of both ends (`-l`, PTR lookups under `-h`, ident under `-r`); `connected`
+/// is called once the remote address is known, before the lookups.
+pub fn describe(c: &Config, msg: &Msg, s: &Socket, connected: &dyn Fn(SocketAddr)) -> Described {
     let local = address(s.local_addr())
         .unwrap_or_else(|e| msg.fatal_sys(EXIT_TEMP, &[b"unable to get local address"], &e));
     let res = ucspi::dns::Resolver::from_env();
@@ -239,14 +264,7 @@ pub fn run(c: &Config) -> ! {
     };
     let remote = address(s.peer_addr())
         .unwrap_or_else(|e| msg.fatal_sys(EXIT_TEMP, &[b"unable to get remote address"], &e));
-    if c.verbosity >= 2 {
-        Line::new()
-            .push(b"tcpclient: connected to ")
-            .ip(remote.ip())
-            .push(b" port ")
-            .num(remote.port().into())
-            .write();
-    }
+    connected(remote);
     let remote_host = if c.remote_host {
         ptr_name(&res, remote.ip())
     } else {
@@ -261,19 +279,49 @@ pub fn run(c: &Config) -> ! {
     } else {
         None
     };
+    Described {
+        local,
+        remote,
+        local_host,
+        remote_host,
+        remote_info,
+    }
+}
+
+/// Everything after option parsing; returns only through exec or exit.
+pub fn run(c: &Config) -> ! {
+    let msg = Msg {
+        prog: "tcpclient",
+        quiet: c.verbosity == 0,
+    };
+    let report = |ip: IpAddr, port: u16, e: &io::Error| {
+        if c.verbosity > 0 {
+            Line::new()
+                .push(b"tcpclient: unable to connect to ")
+                .ip(ip)
+                .push(b" port ")
+                .num(port.into())
+                .push(b": ")
+                .push(ucspi::errstr::io_str(e).as_bytes())
+                .write();
+        }
+    };
+    let Some(s) = connect(c, &msg, &mut { report }) else {
+        ucspi::msg::exit(EXIT_TEMP)
+    };
+    let d = describe(c, &msg, &s, &|remote| {
+        if c.verbosity >= 2 {
+            Line::new()
+                .push(b"tcpclient: connected to ")
+                .ip(remote.ip())
+                .push(b" port ")
+                .num(remote.port().into())
+                .write();
+        }
+    });
     let mut env = Env::from_process();
     let mut scratch = Vec::new();
-    set_tcp_vars(
-        &mut env,
-        &Connection {
-            local,
-            remote,
-            local_host: local_host.as_deref(),
-            remote_host: remote_host.as_deref(),
-            remote_info: remote_info.as_deref(),
-        },
-        &mut scratch,
-    );
+    set_tcp_vars(&mut env, &d.connection(), &mut scratch);
     let six = match ucspi::fd::move_to(6, s.into()) {
         Ok(fd) => fd,
         Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to set up descriptor 6"], &e),

@@ -4,6 +4,10 @@
 //! connection on fds 0 and 1, default signals and an empty mask, and exec. The parent
 //! only counts each client's connections (and, without a rules file, applies the same
 //! admission before it forks: see [`over_limit`]).
+//!
+//! sslserver admits a client through the same steps; only what follows admission (the
+//! TLS handshake and relay instead of exec) and the variables describing the connection
+//! are its own: see [`Service`].
 
 use std::borrow::Cow;
 use std::io;
@@ -21,8 +25,82 @@ use ucspi::fmt::scan_ulong;
 use ucspi::lookup::{items, lookup, split_setting, Client, Item};
 use ucspi::msg::{Line, Msg, EXIT_TEMP, EXIT_USAGE};
 
-use crate::options::Config;
+use crate::options::{Config, Flavour};
 use crate::rules_cache::RulesCache;
+
+/// What a server does with a connection once the child has admitted it; tcpserver's is
+/// [`Exec`]. Generic, so that tcpserver's path compiles to what it was before.
+pub trait Service {
+    /// Whether the connection's variables are set after the rule's settings (ucspi-ssl:
+    /// they win) instead of before (djb: a rule may override them).
+    const VARS_OVER_RULES: bool = false;
+
+    /// In the parent, before each fork: bring what children share up to date.
+    fn before_fork(&mut self) {}
+
+    /// First thing in the child.
+    fn in_child(&self, _c: &Config, _msg: &Msg) {}
+
+    /// The variables describing the connection.
+    fn set_vars(&self, c: &Config, env: &mut Env, conn: &Connection<'_>, from_ip: u64);
+
+    /// Serves the admitted connection with `env` (the changes to the server's own
+    /// environment); never returns.
+    fn serve(
+        &self,
+        c: &Config,
+        msg: &Msg,
+        shared: &Shared,
+        conn: Socket,
+        env: Env,
+        who: &Admitted<'_>,
+    ) -> !;
+}
+
+/// What the child learnt about an admitted client, for the service's log lines and
+/// checks.
+pub struct Admitted<'a> {
+    /// This process's pid, as the `pid` and `ok` lines print it.
+    pub pid: u64,
+    pub remote_ip: &'a [u8],
+    pub remote_host: Option<&'a [u8]>,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+/// `TCPCONCURRENCY`: the client's connections, this one included, when a per-IP limit
+/// counts them.
+pub fn set_concurrency(c: &Config, env: &mut Env, from_ip: u64) {
+    if c.per_ip > 0 {
+        env.set(
+            b"TCPCONCURRENCY",
+            ucspi::fmt::fmt_u64(&mut ucspi::fmt::itoa_buf(), from_ip),
+        );
+    }
+}
+
+/// tcpserver's service: the program runs on the connection itself.
+pub struct Exec;
+
+impl Service for Exec {
+    fn set_vars(&self, c: &Config, env: &mut Env, conn: &Connection<'_>, from_ip: u64) {
+        let mut scratch = Vec::with_capacity(64);
+        set_tcp_vars(env, conn, &mut scratch);
+        set_concurrency(c, env, from_ip);
+    }
+
+    fn serve(
+        &self,
+        c: &Config,
+        msg: &Msg,
+        shared: &Shared,
+        conn: Socket,
+        env: Env,
+        _: &Admitted<'_>,
+    ) -> ! {
+        run(c, msg, shared, conn, &env)
+    }
+}
 
 /// What the parent prepares once for all children.
 pub struct Shared {
@@ -57,23 +135,42 @@ fn drop_conn(msg: &Msg, parts: &[&[u8]], e: &io::Error) -> ! {
     exit(EXIT_TEMP)
 }
 
+/// A rules file that cannot be read: djb's warning and 111, or ucspi-ssl's `fatal: (110)
+/// unable to read: FILE` and 110.
+fn drop_rules(c: &Config, msg: &Msg, path: &std::path::Path, e: &io::Error) -> ! {
+    use std::os::unix::ffi::OsStrExt;
+    let name = path.as_os_str().as_bytes();
+    match c.flavour {
+        Flavour::Tcp => drop_conn(msg, &[b"unable to read ", name], e),
+        Flavour::Ssl => {
+            msg.fatal(EXIT_RULES, &[b"(110) unable to read: ", name]);
+        }
+    }
+}
+
+/// ucspi-ssl's exit code for a rules file it cannot read.
+const EXIT_RULES: i32 = 110;
+
 /// Serves one connection; never returns. `from_ip` counts this client's connections,
 /// this one included, as the parent counted them at accept.
-pub fn serve(
+pub fn serve<S: Service>(
     c: &Config,
     msg: &Msg,
+    svc: &S,
     shared: &Shared,
     conn: Socket,
     remote: SocketAddr,
     from_ip: u64,
 ) -> ! {
+    svc.in_child(c, msg);
     let verbose = c.verbosity >= 2;
     let pid = u64::from(nix::unistd::getpid().as_raw() as u32);
     let mut remote_ip = Vec::with_capacity(46);
     ucspi::addr::ip_text(remote.ip(), &mut remote_ip);
     if verbose {
         Line::new()
-            .push(b"tcpserver: pid ")
+            .push(msg.prog.as_bytes())
+            .push(b": pid ")
             .num(pid)
             .push(b" from ")
             .push(&remote_ip)
@@ -95,58 +192,133 @@ pub fn serve(
         ),
         Err(e) => drop_conn(msg, &[b"unable to get local address"], &e),
     };
+    let by_ip = match &c.ip_rules {
+        None => None,
+        Some(path) => match ip_rule(c, path, &remote_ip) {
+            Ok(r) => r,
+            Err(e) => drop_rules(c, msg, path, &e),
+        },
+    };
+    if let Some(rule) = by_ip.as_ref().filter(|r| r.deny) {
+        // Denied by address: no lookups at all.
+        let names = Names::unknown(c);
+        if verbose {
+            log_connection(msg, rule, pid, &names, local, remote, &remote_ip);
+        }
+        exit(EXIT_USAGE);
+    }
     let names = Names::look_up(c, &shared.resolver, local, remote);
 
     let mut env = Env::overlay();
-    let mut scratch = Vec::with_capacity(64);
-    set_tcp_vars(&mut env, &names.connection(local, remote), &mut scratch);
-    if c.per_ip > 0 {
-        env.set(
-            b"TCPCONCURRENCY",
-            ucspi::fmt::fmt_u64(&mut ucspi::fmt::itoa_buf(), from_ip),
-        );
+    let connection = names.connection(local, remote);
+    if !S::VARS_OVER_RULES {
+        svc.set_vars(c, &mut env, &connection, from_ip);
     }
-    let opened;
-    let cdb = match &c.rules {
-        None => None,
-        Some(path) => match shared.rules.bytes() {
-            Some(b) => Some(Cdb::new(b)),
-            None => match CdbFile::open(path) {
-                Ok(f) => {
-                    opened = f;
-                    Some(opened.cdb())
-                }
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) && c.allow_no_rules => None,
-                Err(e) => drop_conn(msg, &[b"unable to read ", rules_name(c)], &e),
-            },
-        },
-    };
-    let client = Client {
-        ip: &remote_ip,
-        host: names.remote_host.as_deref(),
-        info: names.remote_info.as_deref(),
-    };
-    let rule = match Rule::find(c, cdb.as_ref(), &client) {
-        Ok(r) => r,
-        Err(e) => drop_conn(msg, &[b"unable to read ", rules_name(c)], &e),
+    let cdb_bytes;
+    let rule = match (by_ip, &c.rules) {
+        (Some(rule), _) => rule,
+        (None, None) => Rule::none(c),
+        (None, Some(path)) => {
+            cdb_bytes = match rules_cdb(c, shared, path) {
+                Ok(b) => b,
+                Err(e) => drop_rules(c, msg, path, &e),
+            };
+            let client = Client {
+                ip: &remote_ip,
+                host: names.remote_host.as_deref(),
+                info: names.remote_info.as_deref(),
+            };
+            match Rule::find(c, cdb_bytes.as_ref().map(|b| b.cdb()).as_ref(), &client) {
+                Ok(r) => r,
+                Err(e) => drop_rules(c, msg, path, &e),
+            }
+        }
     };
     rule.apply(&mut env);
-    if !rule.deny && over_limit(c, &conn, remote.ip(), from_ip, rule.max_per_ip) {
-        exit(EXIT_USAGE);
+    if S::VARS_OVER_RULES {
+        svc.set_vars(c, &mut env, &connection, from_ip);
+    }
+    let mut rule = rule;
+    if !rule.deny && over_limit(c, &conn, remote.ip(), from_ip, rule.max_per_ip, false) {
+        if c.flavour == Flavour::Tcp {
+            exit(EXIT_USAGE);
+        }
+        // ucspi-ssl reports a rule's MAXCONIP on the deny line.
+        rule.deny = true;
+        rule.over_limit = true;
     }
     if verbose {
-        log_connection(rule.deny, pid, &names, local, remote, &remote_ip);
+        log_connection(msg, &rule, pid, &names, local, remote, &remote_ip);
     }
     if rule.deny {
         exit(EXIT_USAGE);
     }
-    run(c, msg, shared, conn, &env)
+    let who = Admitted {
+        pid,
+        remote_ip: &remote_ip,
+        remote_host: names.remote_host.as_deref(),
+        local,
+        remote,
+    };
+    svc.serve(c, msg, shared, conn, env, &who)
 }
 
-/// The rules file's name as the warnings quote it.
-fn rules_name(c: &Config) -> &[u8] {
-    use std::os::unix::ffi::OsStrExt;
-    c.rules.as_deref().map_or(b"", |p| p.as_os_str().as_bytes())
+/// The rules cdb's bytes: the parent's copy, or the file opened here (`None`: no file,
+/// and `-X` allows that).
+fn rules_cdb<'s>(
+    c: &Config,
+    shared: &'s Shared,
+    path: &std::path::Path,
+) -> io::Result<Option<RulesBytes<'s>>> {
+    if let Some(b) = shared.rules.bytes() {
+        return Ok(Some(RulesBytes::Shared(b)));
+    }
+    match CdbFile::open(path) {
+        Ok(f) => Ok(Some(RulesBytes::Opened(f))),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && c.allow_no_rules => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A rules cdb as the child reads it.
+enum RulesBytes<'s> {
+    Shared(&'s [u8]),
+    Opened(CdbFile),
+}
+
+impl RulesBytes<'_> {
+    fn cdb(&self) -> Cdb<'_> {
+        match self {
+            RulesBytes::Shared(b) => Cdb::new(b),
+            RulesBytes::Opened(f) => f.cdb(),
+        }
+    }
+}
+
+/// sslserver's `-y`: the rule for the client's address alone (`None`: no file under
+/// `-X`, or no match).
+fn ip_rule(
+    c: &Config,
+    path: &std::path::Path,
+    remote_ip: &[u8],
+) -> io::Result<Option<Rule<'static>>> {
+    let f = match CdbFile::open(path) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && c.allow_no_rules => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let client = Client {
+        ip: remote_ip,
+        host: None,
+        info: None,
+    };
+    let cdb = f.cdb();
+    let mut key = Vec::with_capacity(64);
+    let Some(data) = lookup(&cdb, &client, &mut key)? else {
+        return Ok(None);
+    };
+    // The data outlives the mapping: copy it (a rule is a few bytes).
+    Ok(Some(Rule::from_data(c, Cow::Owned(data.to_vec()))))
 }
 
 /// djb's `ipoptionskill` (source routes a client set must not steer our replies) and
@@ -209,6 +381,15 @@ impl<'c> Names<'c> {
         }
     }
 
+    /// Nothing looked up: only `-l`'s name.
+    fn unknown(c: &'c Config) -> Self {
+        Names {
+            local_host: c.local_name.as_deref().map(Cow::Borrowed),
+            remote_host: None,
+            remote_info: None,
+        }
+    }
+
     fn connection(&self, local: SocketAddr, remote: SocketAddr) -> Connection<'_> {
         Connection {
             local,
@@ -224,41 +405,61 @@ impl<'c> Names<'c> {
 /// sets `MAXCONIP`), and the rule's settings for the environment.
 struct Rule<'r> {
     deny: bool,
+    /// Denied for being over its per-IP limit (said so on ucspi-ssl's deny line).
+    over_limit: bool,
     max_per_ip: u64,
-    data: &'r [u8],
+    data: Cow<'r, [u8]>,
 }
 
 impl<'r> Rule<'r> {
-    /// The first matching rule of `cdb` in djb's lookup order; no rules file or no match
-    /// is djb's allow with nothing set.
-    fn find(c: &Config, cdb: Option<&Cdb<'r>>, client: &Client<'_>) -> io::Result<Rule<'r>> {
-        let mut rule = Rule {
+    /// No rules file: djb's allow with nothing set.
+    fn none(c: &Config) -> Rule<'r> {
+        Rule {
             deny: false,
+            over_limit: false,
             max_per_ip: c.per_ip,
-            data: b"",
+            data: Cow::Borrowed(b""),
+        }
+    }
+
+    /// The rule of a cdb record's data.
+    fn from_data(c: &Config, data: Cow<'r, [u8]>) -> Rule<'r> {
+        let mut rule = Rule {
+            data,
+            ..Rule::none(c)
         };
-        let Some(cdb) = cdb else {
-            return Ok(rule);
-        };
-        let mut key = Vec::with_capacity(64);
-        rule.data = lookup(cdb, client, &mut key)?.unwrap_or_default();
-        for item in items(rule.data) {
+        for item in items(&rule.data) {
             match item {
                 Item::Deny => rule.deny = true,
                 Item::Set(s) => {
                     if let Some((b"MAXCONIP", value)) = split_setting(s) {
                         rule.max_per_ip = scan_ulong(value).0;
+                        // ucspi-ssl: a rule cannot raise it above `-c`.
+                        if c.flavour == Flavour::Ssl && c.limit > 0 {
+                            rule.max_per_ip = rule.max_per_ip.min(c.limit);
+                        }
                     }
                 }
             }
         }
-        Ok(rule)
+        rule
+    }
+
+    /// The first matching rule of `cdb` in djb's lookup order; no rules file or no match
+    /// is djb's allow with nothing set.
+    fn find(c: &Config, cdb: Option<&Cdb<'r>>, client: &Client<'_>) -> io::Result<Rule<'r>> {
+        let Some(cdb) = cdb else {
+            return Ok(Rule::none(c));
+        };
+        let mut key = Vec::with_capacity(64);
+        let data = lookup(cdb, client, &mut key)?.unwrap_or_default();
+        Ok(Rule::from_data(c, Cow::Borrowed(data)))
     }
 
     /// The rule's `NAME=value` settings into `env`, in file order (a setting without `=`
     /// is skipped, as djb's does).
     fn apply(&self, env: &mut Env) {
-        for item in items(self.data) {
+        for item in items(&self.data) {
             if let Item::Set(s) = item {
                 if let Some((name, value)) = split_setting(s) {
                     env.set(name, value);
@@ -269,13 +470,21 @@ impl<'r> Rule<'r> {
 }
 
 /// Admission under the per-IP limit: a client that would hold more than `max`
-/// connections (0: no limit) gets the `-C` message, and a `limit` line is logged; true
-/// when it is refused.
+/// connections (0: no limit) gets the `-C` message, and a `limit` line is logged (ucspi-
+/// ssl's warning, in the parent; a rule's limit goes on its deny line); true when it is
+/// refused.
 ///
 /// The parent also applies it at accept when there is no rules file, since then nothing
 /// the child learns can change the verdict: an over-limit client then costs no fork, and
 /// a flood from one address takes no slot of the `-c` limit.
-pub fn over_limit(c: &Config, conn: &Socket, ip: IpAddr, from_ip: u64, max: u64) -> bool {
+pub fn over_limit(
+    c: &Config,
+    conn: &Socket,
+    ip: IpAddr,
+    from_ip: u64,
+    max: u64,
+    in_parent: bool,
+) -> bool {
     if max == 0 || from_ip <= max {
         return false;
     }
@@ -284,22 +493,35 @@ pub fn over_limit(c: &Config, conn: &Socket, ip: IpAddr, from_ip: u64, max: u64)
         m.extend_from_slice(b"\r\n");
         let _ = conn.send_with_flags(&m, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
     }
-    if c.verbosity >= 2 {
-        Line::new()
-            .push(b"tcpserver: limit from ")
-            .ip(unmapped(ip))
-            .push(b" ")
-            .num(from_ip - 1)
-            .push(b"/")
-            .num(max)
-            .write();
+    match c.flavour {
+        Flavour::Tcp if c.verbosity >= 2 => {
+            Line::new()
+                .push(b"tcpserver: limit from ")
+                .ip(unmapped(ip))
+                .push(b" ")
+                .num(from_ip - 1)
+                .push(b"/")
+                .num(max)
+                .write();
+        }
+        Flavour::Ssl if c.verbosity >= 1 && in_parent => {
+            Line::new()
+                .push(b"sslserver: warning: ip connection limit of ")
+                .num(max)
+                .push(b" exceeded for: ")
+                .ip(unmapped(ip))
+                .write();
+        }
+        _ => {}
     }
     true
 }
 
-/// djb's `ok`/`deny` line: `ok PID LOCALHOST:LOCALIP:LOCALPORT REMOTEHOST:REMOTEIP:INFO:PORT`.
+/// djb's `ok`/`deny` line: `ok PID LOCALHOST:LOCALIP:LOCALPORT REMOTEHOST:REMOTEIP:INFO:PORT`
+/// (ucspi-ssl adds why a rule's per-IP limit denied).
 fn log_connection(
-    deny: bool,
+    msg: &Msg,
+    rule: &Rule<'_>,
     pid: u64,
     names: &Names<'_>,
     local: SocketAddr,
@@ -309,11 +531,8 @@ fn log_connection(
     let mut local_ip = Vec::with_capacity(46);
     ucspi::addr::ip_text(local.ip(), &mut local_ip);
     let mut l = Line::new();
-    l.push(if deny {
-        b"tcpserver: deny "
-    } else {
-        b"tcpserver: ok "
-    });
+    l.push(msg.prog.as_bytes())
+        .push(if rule.deny { b": deny " } else { b": ok " });
     l.num(pid).push(b" ");
     l.field(names.local_host.as_deref().unwrap_or_default());
     l.push(b":");
@@ -326,6 +545,11 @@ fn log_connection(
     ip_field(&mut l, remote_ip).push(b":");
     l.field(names.remote_info.as_deref().unwrap_or_default());
     l.push(b":").num(remote.port().into());
+    if rule.over_limit {
+        l.push(b" ip connection limit:")
+            .num(rule.max_per_ip)
+            .push(b" exceeded");
+    }
     l.write();
 }
 

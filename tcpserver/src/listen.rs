@@ -10,7 +10,7 @@ use socket2::{Domain, Socket, Type};
 use ucspi::hostport::{client_addresses, port_or_exit, LookupError, Want};
 use ucspi::msg::{Line, Msg, EXIT_TEMP};
 
-use crate::options::{Config, Family};
+use crate::options::{Config, Family, Flavour};
 
 /// Where to listen and whether an IPv6 socket also takes IPv4 clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +74,9 @@ fn address(c: &Config, msg: &Msg) -> (SocketAddr, bool) {
 
 /// Everything djb's main does before the accept loop. Returns the listening socket (non-
 /// blocking, close-on-exec, never fd 0 or 1).
+///
+/// sslserver's server keeps its privileges, as ucspi-ssl's does, so that it can read a
+/// renewed key that only root may read; `-u` and `-g` apply to its children.
 pub fn setup(c: &Config, msg: &Msg) -> Socket {
     let (addr, v6only) = address(c, msg);
     let sock = match Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None) {
@@ -99,20 +102,24 @@ pub fn setup(c: &Config, msg: &Msg) -> Socket {
     if let Err(e) = sock.listen(c.backlog) {
         msg.fatal_sys(EXIT_TEMP, &[b"unable to listen"], &e)
     }
-    if c.gid != 0 {
-        let g = Gid::from_raw(c.gid);
-        if let Err(e) = setgroups(&[g]).and_then(|_| setgid(g)) {
-            msg.fatal_sys(EXIT_TEMP, &[b"unable to set gid"], &e.into())
-        }
-    }
-    if c.uid != 0 {
-        if let Err(e) = setuid(Uid::from_raw(c.uid)) {
-            msg.fatal_sys(EXIT_TEMP, &[b"unable to set uid"], &e.into())
-        }
+    if c.flavour == Flavour::Tcp {
+        drop_privileges(c, msg);
     }
     if c.print_port {
         let mut line = Line::new();
-        line.num(u64::from(local.port())).push(b"\n");
+        if c.flavour == Flavour::Ssl {
+            // ucspi-ssl's form, with the port bound (its own prints the argument).
+            line.ip(local.ip())
+                .push(b" : ")
+                .num(u64::from(local.port()))
+                .push(b" [")
+                .num(c.limit)
+                .push(b"/")
+                .num(c.per_ip)
+                .push(b"]\n");
+        } else {
+            line.num(u64::from(local.port())).push(b"\n");
+        }
         let _ = ucspi::fd::write_all(io::stdout(), line.as_bytes());
     }
     // The server keeps fds 0 and 1 closed, as djb's; keep the listener above them (std's
@@ -127,7 +134,45 @@ pub fn setup(c: &Config, msg: &Msg) -> Socket {
     };
     let _ = nix::unistd::close(0);
     let _ = nix::unistd::close(1);
+    if c.flavour == Flavour::Ssl {
+        // ucspi-ssl's: /dev/null on 0 and 1, so that the pipes and sockets a connection
+        // makes are never numbered 0 or 1.
+        use nix::fcntl::{open, OFlag};
+        use nix::sys::stat::Mode;
+        let r = open("/dev/null", OFlag::O_RDONLY, Mode::empty());
+        let w = open(
+            "/dev/null",
+            OFlag::O_WRONLY | OFlag::O_APPEND,
+            Mode::empty(),
+        );
+        if let (Ok(r), Ok(w)) = (r, w) {
+            // Leave them open for the rest of the server's life, on 0 and 1.
+            std::mem::forget(r);
+            std::mem::forget(w);
+        }
+    }
     sock
+}
+
+/// `-g` and `-u`: the server gives up root once it listens (djb's tcpserver).
+fn drop_privileges(c: &Config, msg: &Msg) {
+    set_ids(c.uid, c.gid, msg);
+}
+
+/// Becomes `gid` (the only group) and `uid`, each unless 0, as djb's `prot_gid` and
+/// `prot_uid`; exits 111 with his message when the system refuses.
+pub fn set_ids(uid: u32, gid: u32, msg: &Msg) {
+    if gid != 0 {
+        let g = Gid::from_raw(gid);
+        if let Err(e) = setgroups(&[g]).and_then(|_| setgid(g)) {
+            msg.fatal_sys(EXIT_TEMP, &[b"unable to set gid"], &e.into())
+        }
+    }
+    if uid != 0 {
+        if let Err(e) = setuid(Uid::from_raw(uid)) {
+            msg.fatal_sys(EXIT_TEMP, &[b"unable to set uid"], &e.into())
+        }
+    }
 }
 
 #[cfg(test)]

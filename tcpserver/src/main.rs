@@ -9,5 +9,11 @@
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     let args: Vec<_> = std::env::args_os().collect();
     let config = tcpserver::options::parse_or_exit(&args);
-    tcpserver::server::run(config)
+    let msg = ucspi::msg::Msg {
+        prog: "tcpserver",
+        quiet: config.verbosity == 0,
+    };
+    tcpserver::server::set_up_signals();
+    let listener = tcpserver::listen::setup(&config, &msg);
+    tcpserver::server::run(config, msg, listener, tcpserver::child::Exec)
 }

@@ -1,5 +1,7 @@
 //! Command line: djb's option letters and getopt behaviour, plus `-4`/`-6` (the IPv6
-//! forks) and `-C n[:msg]` (per-client-IP limit, as tcpsvd).
+//! forks) and `-C n[:msg]` (per-client-IP limit, as tcpsvd). sslserver parses its command
+//! line here too ([`parse_as`] with [`Flavour::Ssl`]): the letters both programs share
+//! mean the same, with ucspi-ssl's defaults, and its own letters go to its callback.
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -19,6 +21,24 @@ const SPEC: &str = "461UXpPhHrRoOdDqQvc:C:x:B:g:u:b:l:t:I:";
 /// the kernel queue (the kernel caps it at net.core.somaxconn). djb's default is 20.
 pub const DEFAULT_BACKLOG: i32 = 4096;
 
+/// Whose program this is. tcpserver and sslserver share the accept loop and the
+/// admission of a client; they differ in defaults, in log lines (ucspi-ssl's `status:
+/// a/b/c`, `ended by`, `ip connection limit` wording) and in the parent's privileges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    Tcp,
+    Ssl,
+}
+
+impl Flavour {
+    pub fn prog(self) -> &'static str {
+        match self {
+            Flavour::Tcp => "tcpserver",
+            Flavour::Ssl => "sslserver",
+        }
+    }
+}
+
 /// Which address families to serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
@@ -29,7 +49,9 @@ pub enum Family {
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// 0 quiet, 1 errors (default), 2 verbose.
+    pub flavour: Flavour,
+    /// 0 quiet, 1 errors (default), 2 verbose, 3 verbose with TLS details (sslserver's
+    /// `-V`).
     pub verbosity: u8,
     pub print_port: bool,
     pub limit: u64,
@@ -38,6 +60,9 @@ pub struct Config {
     pub per_ip: u64,
     pub per_ip_msg: Vec<u8>,
     pub rules: Option<PathBuf>,
+    /// sslserver's `-y`: rules looked up by address alone, before DNS and ident; a
+    /// matching rule is the client's rule, and `-x` is not consulted.
+    pub ip_rules: Option<PathBuf>,
     pub allow_no_rules: bool,
     pub banner: Vec<u8>,
     pub uid: u32,
@@ -62,12 +87,14 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            flavour: Flavour::Tcp,
             verbosity: 1,
             print_port: false,
             limit: 40,
             per_ip: 0,
             per_ip_msg: Vec::new(),
             rules: None,
+            ip_rules: None,
             allow_no_rules: false,
             banner: Vec::new(),
             uid: 0,
@@ -105,10 +132,38 @@ fn cstring(b: &[u8]) -> CString {
 
 /// Parses argv (with argv[0]); `env` gives `$UID`/`$GID` for `-U`.
 pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Result<Config, Usage> {
-    let prog = getopt::progname(args.first().map(|a| a.as_os_str()), "tcpserver");
+    parse_as(args, env, Flavour::Tcp, SPEC, &mut |_| false)
+}
+
+/// The defaults a flavour starts from: djb's for tcpserver; ucspi-ssl's for sslserver
+/// (TCP_NODELAY on, no ident lookup, a per-IP limit equal to `-c`'s).
+fn defaults(flavour: Flavour) -> Config {
+    let mut c = Config {
+        flavour,
+        ..Config::default()
+    };
+    if flavour == Flavour::Ssl {
+        c.nodelay = true;
+        c.remote_info = false;
+        c.per_ip = c.limit;
+    }
+    c
+}
+
+/// Parses argv for `flavour` with getopt letters `spec`; letters this module does not
+/// know go to `extra`, which returns whether it took them.
+pub fn parse_as(
+    args: &[OsString],
+    env: &dyn Fn(&str) -> Option<OsString>,
+    flavour: Flavour,
+    spec: &str,
+    extra: &mut dyn FnMut(&Opt) -> bool,
+) -> Result<Config, Usage> {
+    let prog = getopt::progname(args.first().map(|a| a.as_os_str()), flavour.prog());
     let rest = args.get(1..).unwrap_or(&[]);
-    let (opts, first) = getopt::parse(rest, SPEC).map_err(|e| Usage(Some(e.message(&prog))))?;
-    let mut c = Config::default();
+    let (opts, first) = getopt::parse(rest, spec).map_err(|e| Usage(Some(e.message(&prog))))?;
+    let mut c = defaults(flavour);
+    let mut per_ip_given = false;
     for o in opts {
         match o {
             Opt::Flag(f) => match f {
@@ -137,10 +192,18 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                 b'q' => c.verbosity = 0,
                 b'Q' => c.verbosity = 1,
                 b'v' => c.verbosity = 2,
+                b'V' => c.verbosity = 3,
+                _ if extra(&o) => {}
                 _ => unreachable!("flag not in SPEC"),
             },
-            Opt::Value(f, v) => match f {
-                b'c' => c.limit = num(&v),
+            Opt::Value(f, ref v) => match f {
+                b'c' => {
+                    c.limit = num(v);
+                    // ucspi-ssl: `-c` also sets the per-IP limit.
+                    if flavour == Flavour::Ssl && !per_ip_given {
+                        c.per_ip = c.limit;
+                    }
+                }
                 b'C' => {
                     let b = v.as_bytes();
                     c.per_ip = scan_ulong(b).0;
@@ -148,17 +211,26 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
                         Some(i) => b[i + 1..].to_vec(),
                         None => Vec::new(),
                     };
+                    per_ip_given = true;
                 }
                 b'x' => c.rules = Some(PathBuf::from(v)),
+                b'y' => c.ip_rules = Some(PathBuf::from(v)),
                 b'B' => c.banner = v.as_bytes().to_vec(),
-                b'g' => c.gid = num(&v) as u32,
-                b'u' => c.uid = num(&v) as u32,
-                b'b' => c.backlog = num(&v) as i32,
+                b'g' => c.gid = num(v) as u32,
+                b'u' => c.uid = num(v) as u32,
+                b'b' => c.backlog = num(v) as i32,
                 b'l' => c.local_name = Some(v.as_bytes().to_vec()),
-                b't' => c.timeout = num(&v),
+                b't' => c.timeout = num(v),
                 b'I' => c.interface = Some(v.as_bytes().to_vec()),
+                _ if extra(&o) => {}
                 _ => unreachable!("option not in SPEC"),
             },
+        }
+    }
+    // ucspi-ssl: `$MAXCONIP` overrides `-c`'s per-IP limit (`-C`, ours, overrides both).
+    if flavour == Flavour::Ssl && !per_ip_given {
+        if let Some(x) = env("MAXCONIP") {
+            c.per_ip = num(&x);
         }
     }
     let mut operands = rest[first..].iter();
@@ -173,16 +245,21 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<OsString>) -> Resul
 
 /// Parses the process's command line, or prints djb's usage and exits 100.
 pub fn parse_or_exit(args: &[OsString]) -> Config {
-    match parse(args, &|k| std::env::var_os(k)) {
-        Ok(c) => c,
-        Err(Usage(line)) => {
-            if let Some(l) = line {
-                write_line(&[&l]);
-            }
-            write_line(&[b"tcpserver: usage: ", USAGE.as_bytes()]);
-            std::process::exit(EXIT_USAGE)
-        }
+    or_exit(parse(args, &|k| std::env::var_os(k)), Flavour::Tcp, USAGE)
+}
+
+/// The parsed configuration, or [`usage_exit`].
+pub fn or_exit(parsed: Result<Config, Usage>, flavour: Flavour, usage: &str) -> Config {
+    parsed.unwrap_or_else(|u| usage_exit(u, flavour, usage))
+}
+
+/// The refusal's message and `usage` printed as `PROG: usage: USAGE`, exit 100.
+pub fn usage_exit(Usage(line): Usage, flavour: Flavour, usage: &str) -> ! {
+    if let Some(l) = line {
+        write_line(&[&l]);
     }
+    write_line(&[flavour.prog().as_bytes(), b": usage: ", usage.as_bytes()]);
+    std::process::exit(EXIT_USAGE)
 }
 
 #[cfg(test)]

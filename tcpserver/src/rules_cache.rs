@@ -14,27 +14,15 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use ucspi::fileid::{of_metadata as identity, Identity};
+
 /// Largest rules file kept in the parent.
 pub const MAX_CACHED: u64 = 1 << 20;
-
-type Identity = (u64, u64, u64, i64, i64, i64, i64);
 
 #[derive(Default)]
 pub struct RulesCache {
     id: Option<Identity>,
     bytes: Vec<u8>,
-}
-
-fn identity(m: &std::fs::Metadata) -> Identity {
-    (
-        m.dev(),
-        m.ino(),
-        m.size(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-    )
 }
 
 impl RulesCache {

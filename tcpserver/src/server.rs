@@ -20,9 +20,8 @@ use nix::unistd::ForkResult;
 use ucspi::addr::unmapped;
 use ucspi::msg::{Line, Msg};
 
-use crate::child::{self, Shared};
-use crate::listen;
-use crate::options::Config;
+use crate::child::{self, Service, Shared};
+use crate::options::{Config, Flavour};
 
 static CHILD_EXITED: AtomicBool = AtomicBool::new(false);
 
@@ -44,7 +43,7 @@ extern "C" fn on_sigterm(_: libc::c_int) {
 /// SIGCHLD each; `bash bench/tcpserver/callgrind.sh`, 2026-12-04), 2 % of its work, and
 /// 25 KB of text; and it would replace only the two sigaction calls, not the mask that
 /// ppoll and sigsuspend rely on.
-fn set_up_signals() {
+pub fn set_up_signals() {
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
     let _ = chld.thread_block();
@@ -86,7 +85,10 @@ type Fast<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 struct Parent {
     verbose: bool,
+    flavour: Flavour,
     limit: u64,
+    /// The per-IP limit, which ucspi-ssl's status line shows.
+    per_ip: u64,
     children: u64,
     /// Per-client-IP counts, kept only when `-C` or rules (`MAXCONIP`) can use them.
     track_ips: bool,
@@ -99,11 +101,15 @@ impl Parent {
     fn status(&mut self) {
         if self.verbose {
             self.line
-                .push(b"tcpserver: status: ")
+                .push(self.flavour.prog().as_bytes())
+                .push(b": status: ")
                 .num(self.children)
                 .push(b"/")
-                .num(self.limit)
-                .write();
+                .num(self.limit);
+            if self.flavour == Flavour::Ssl {
+                self.line.push(b"/").num(self.per_ip);
+            }
+            self.line.write();
         }
     }
 
@@ -117,8 +123,11 @@ impl Parent {
                 return;
             }
             if self.verbose {
+                self.line.push(match self.flavour {
+                    Flavour::Tcp => b"tcpserver: end ",
+                    Flavour::Ssl => b"sslserver: ended by ",
+                });
                 self.line
-                    .push(b"tcpserver: end ")
                     .num(pid as u64)
                     .push(b" status ")
                     .num(u64::from(wstat as u32))
@@ -169,18 +178,15 @@ fn pause(ms: i64) {
     );
 }
 
-/// Runs the server; never returns (SIGTERM exits 0 from its handler).
-pub fn run(c: Config) -> ! {
-    let msg = Msg {
-        prog: "tcpserver",
-        quiet: c.verbosity == 0,
-    };
-    set_up_signals();
-    let listener = listen::setup(&c, &msg);
+/// Runs the server; never returns (SIGTERM exits 0 from its handler). `svc` serves each
+/// admitted connection; `listener` is the bound socket ([`crate::listen::setup`]).
+pub fn run<S: Service>(c: Config, msg: Msg, listener: socket2::Socket, mut svc: S) -> ! {
     let mut shared = Shared::from_process();
     let mut p = Parent {
         verbose: c.verbosity >= 2,
+        flavour: c.flavour,
         limit: c.limit,
+        per_ip: c.per_ip,
         children: 0,
         track_ips: c.per_ip > 0 || c.rules.is_some(),
         by_pid: Fast::default(),
@@ -230,10 +236,13 @@ pub fn run(c: Config) -> ! {
         let ip = unmapped(remote.ip());
         let from_ip = p.count(ip);
         match &c.rules {
-            None if c.per_ip > 0 && child::over_limit(&c, &conn, ip, from_ip, c.per_ip) => continue,
+            None if c.per_ip > 0 && child::over_limit(&c, &conn, ip, from_ip, c.per_ip, true) => {
+                continue
+            }
             None => {}
             Some(r) => shared.rules.refresh(r),
         }
+        svc.before_fork();
         p.children += 1;
         p.status();
         // SAFETY: the parent is single-threaded, so the child may do anything.
@@ -241,7 +250,7 @@ pub fn run(c: Config) -> ! {
             Ok(ForkResult::Child) => {
                 // The child does not accept.
                 drop(listener);
-                child::serve(&c, &msg, &shared, conn, remote, from_ip)
+                child::serve(&c, &msg, &svc, &shared, conn, remote, from_ip)
             }
             Ok(ForkResult::Parent { child }) => p.started(child.as_raw(), ip),
             Err(e) => {

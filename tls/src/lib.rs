@@ -2,4 +2,9 @@
 //! the relay between a program's pipes and a TLS connection, session tickets, the
 //! mod_ssl variables, and the UCSPI-TLS hand-off.
 
+pub mod files;
 pub mod modssl;
+pub mod relay;
+pub mod suites;
+pub mod tickets;
+pub mod vars;

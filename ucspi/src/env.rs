@@ -219,6 +219,30 @@ fn set_group(env: &mut Env, names: &[&[u8]; 7], c: &Connection<'_>, scratch: &mu
     env.set_opt(names[6], c.remote_info);
 }
 
+const SSL_VARS: [&[u8]; 7] = [
+    b"SSLLOCALIP",
+    b"SSLLOCALPORT",
+    b"SSLLOCALHOST",
+    b"SSLREMOTEIP",
+    b"SSLREMOTEPORT",
+    b"SSLREMOTEHOST",
+    b"SSLREMOTEINFO",
+];
+
+/// Sets ucspi-ssl's `SSL*` copies of the connection variables (the same values as the
+/// `TCP*` ones; ucspi-ssl has no IPv6 variants of them).
+pub fn set_ssl_vars(env: &mut Env, c: &Connection<'_>, scratch: &mut Vec<u8>) {
+    set_group(env, &SSL_VARS, c, scratch);
+}
+
+/// Removes every `TCP*` and `TCP6*` variable [`set_tcp_vars`] sets (sslserver's `-E`,
+/// which sets none of them, leaves none stale).
+pub fn unset_tcp_vars(env: &mut Env) {
+    for n in TCP_VARS.iter().chain(TCP6_VARS.iter()) {
+        env.unset(n);
+    }
+}
+
 const TCP6_VARS: [&[u8]; 8] = [
     b"TCP6LOCALIP",
     b"TCP6LOCALPORT",

@@ -8,6 +8,7 @@ pub mod env;
 pub mod errstr;
 pub mod exec;
 pub mod fd;
+pub mod fileid;
 pub mod fmt;
 pub mod getopt;
 pub mod hostport;
