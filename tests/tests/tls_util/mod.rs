@@ -1,0 +1,269 @@
+//! What the TLS tests share: a private CA and certificates made by Debian's `openssl`
+//! command for each test, and our sslserver started on a loopback port it picked itself
+//! (`-1`), with its log collected.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use blackbox::{ours, TempDir};
+
+/// Runs `openssl` with `args` in `dir`; panics with its output when it fails.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command is missing: install Debian's openssl package");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A private CA, server certificates signed by it, a client CA with a client
+/// certificate, and a few bad ones, all in one temporary directory.
+pub struct Pki {
+    pub dir: TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = TempDir::new("pki");
+        let d = dir.path();
+        std::fs::write(
+            d.join("ca.cnf"),
+            "[ca]\ndefault_ca = ca\n[ca]\ndir = .\ndatabase = index.txt\nnew_certs_dir = .\n\
+             certificate = ca.pem\nprivate_key = ca.key\nserial = serial\ndefault_md = sha256\n\
+             policy = any\ncopy_extensions = copy\nunique_subject = no\n[any]\ncommonName = supplied\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("index.txt"), "").unwrap();
+        std::fs::write(d.join("serial"), "1000\n").unwrap();
+        // The server's CA (EC) and the client CA (another EC key).
+        for (name, cn) in [("ca", "Test Server CA"), ("clientca", "Test Client CA")] {
+            openssl(
+                d,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.pem"),
+                    "-days",
+                    "30",
+                    "-subj",
+                    &format!("/O=ucspi-rs tests/CN={cn}"),
+                ],
+            );
+        }
+        let p = Pki { dir };
+        p.leaf(
+            "server",
+            "localhost",
+            "DNS:localhost,IP:127.0.0.1,IP:::1",
+            "ca",
+            "rsa",
+            None,
+        );
+        p.leaf(
+            "mail",
+            "mail.example.com",
+            "DNS:mail.example.com",
+            "ca",
+            "rsa",
+            None,
+        );
+        p.leaf(
+            "wild",
+            "*.example.org",
+            "DNS:*.example.org",
+            "ca",
+            "ec",
+            None,
+        );
+        p.leaf(
+            "client",
+            "client.example",
+            "DNS:client.example",
+            "clientca",
+            "ec",
+            None,
+        );
+        p.leaf(
+            "expired",
+            "localhost",
+            "DNS:localhost,IP:127.0.0.1",
+            "ca",
+            "rsa",
+            Some(("20200101000000Z", "20200201000000Z")),
+        );
+        p
+    }
+
+    /// Makes `NAME.pem` and `NAME.key`: a certificate for `cn` with `san`, signed by
+    /// `ca` (`ca` or `clientca`), with an RSA-2048 or EC P-256 key, valid now or in the
+    /// given window (openssl's `ca` command, which can date it).
+    pub fn leaf(
+        &self,
+        name: &str,
+        cn: &str,
+        san: &str,
+        ca: &str,
+        kind: &str,
+        dates: Option<(&str, &str)>,
+    ) {
+        let d = self.dir.path();
+        let key = format!("{name}.key");
+        let keygen: Vec<&str> = if kind == "rsa" {
+            vec!["-newkey", "rsa:2048"]
+        } else {
+            vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+        };
+        let mut req = vec!["req", "-new"];
+        req.extend(keygen);
+        let subj = format!("/O=ucspi-rs tests/CN={cn}");
+        let csr = format!("{name}.csr");
+        req.extend(["-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj]);
+        let ext = format!("subjectAltName={san}");
+        req.extend(["-addext", &ext, "-addext", "basicConstraints=CA:FALSE"]);
+        openssl(d, &req);
+        let out = format!("{name}.pem");
+        let (start, end) = dates.unwrap_or(("", ""));
+        let mut sign = vec![
+            "ca", "-batch", "-config", "ca.cnf", "-in", &csr, "-out", &out, "-notext", "-cert",
+        ];
+        let ca_pem = format!("{ca}.pem");
+        let ca_key = format!("{ca}.key");
+        sign.extend([ca_pem.as_str(), "-keyfile", &ca_key]);
+        if dates.is_some() {
+            sign.extend(["-startdate", start, "-enddate", end]);
+        } else {
+            sign.extend(["-days", "30"]);
+        }
+        openssl(d, &sign);
+    }
+
+    pub fn path(&self, f: &str) -> PathBuf {
+        self.dir.join(f)
+    }
+
+    pub fn s(&self, f: &str) -> String {
+        self.path(f).display().to_string()
+    }
+}
+
+/// Our sslserver on 127.0.0.1 (or `host`), port chosen by the kernel and read from
+/// `-1`'s line; its stderr is collected line by line.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// `env` is the server's whole environment (PATH is added); `args` go before
+    /// `host 0 program...`.
+    pub fn start(env: &[(&str, &str)], args: &[&str], host: &str, program: &[&str]) -> Server {
+        let mut c = Command::new(ours("sslserver"));
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().copied())
+            .arg("-1")
+            .args(args)
+            .arg(host)
+            .arg("0")
+            .args(program)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn sslserver");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().unwrap();
+        let l2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                l2.lock().unwrap().push(line);
+            }
+        });
+        let mut out = child.stdout.take().unwrap();
+        // `IP : PORT [limit/maxconip]`, then nothing more on stdout.
+        let mut first = Vec::new();
+        let mut b = [0u8; 1];
+        while out.read(&mut b).map(|n| n == 1).unwrap_or(false) && b[0] != b'\n' {
+            first.push(b[0]);
+        }
+        let text = String::from_utf8_lossy(&first).into_owned();
+        let port = text
+            .split(" : ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "sslserver printed no port ({text:?}); log: {:?}",
+                    log.lock().unwrap()
+                )
+            });
+        Server { child, port, log }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 10 s) for a log line containing `needle`; returns it.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = self.log().into_iter().find(|l| l.contains(needle)) {
+                return l;
+            }
+            assert!(
+                Instant::now() < end,
+                "no log line with {needle:?} within 10 s; log: {:#?}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `openssl s_client` against `addr` with `extra` options, `input` on its stdin (it
+/// stays open 1 s after, for the server's answer); its stdout and stderr, within 20 s.
+pub fn s_client(addr: &str, extra: &[&str], input: &[u8]) -> (String, String) {
+    let mut c = Command::new("openssl");
+    c.arg("s_client")
+        .args(["-connect", addr, "-ign_eof"])
+        .args(extra);
+    let o = blackbox::run_with_input(&mut c, input, Duration::from_secs(20));
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
