@@ -105,11 +105,17 @@ impl Service for Ssl {
         }
     }
 
-    fn set_vars(&self, c: &Config, env: &mut Env, conn: &Peers<'_>, from_ip: u64) {
-        let mut scratch = Vec::with_capacity(64);
-        set_ssl_vars(env, conn, &mut scratch);
+    fn set_vars(
+        &self,
+        c: &Config,
+        env: &mut Env,
+        conn: &Peers<'_>,
+        from_ip: u64,
+        scratch: &mut Vec<u8>,
+    ) {
+        set_ssl_vars(env, conn, scratch);
         if self.opts.tcp_env {
-            set_tcp_vars(env, conn, &mut scratch);
+            set_tcp_vars(env, conn, scratch);
         } else {
             unset_tcp_vars(env);
             env.set(b"PROTO", b"TLS");

@@ -41,8 +41,15 @@ pub trait Service {
     /// First thing in the child.
     fn in_child(&self, _c: &Config, _msg: &Msg) {}
 
-    /// The variables describing the connection.
-    fn set_vars(&self, c: &Config, env: &mut Env, conn: &Connection<'_>, from_ip: u64);
+    /// The variables describing the connection; `scratch` is room for their text.
+    fn set_vars(
+        &self,
+        c: &Config,
+        env: &mut Env,
+        conn: &Connection<'_>,
+        from_ip: u64,
+        scratch: &mut Vec<u8>,
+    );
 
     /// Serves the admitted connection with `env` (the changes to the server's own
     /// environment); never returns.
@@ -70,6 +77,7 @@ pub struct Admitted<'a> {
 
 /// `TCPCONCURRENCY`: the client's connections, this one included, when a per-IP limit
 /// counts them.
+#[inline]
 pub fn set_concurrency(c: &Config, env: &mut Env, from_ip: u64) {
     if c.per_ip > 0 {
         env.set(
@@ -83,9 +91,16 @@ pub fn set_concurrency(c: &Config, env: &mut Env, from_ip: u64) {
 pub struct Exec;
 
 impl Service for Exec {
-    fn set_vars(&self, c: &Config, env: &mut Env, conn: &Connection<'_>, from_ip: u64) {
-        let mut scratch = Vec::with_capacity(64);
-        set_tcp_vars(env, conn, &mut scratch);
+    #[inline]
+    fn set_vars(
+        &self,
+        c: &Config,
+        env: &mut Env,
+        conn: &Connection<'_>,
+        from_ip: u64,
+        scratch: &mut Vec<u8>,
+    ) {
+        set_tcp_vars(env, conn, scratch);
         set_concurrency(c, env, from_ip);
     }
 
@@ -210,9 +225,11 @@ pub fn serve<S: Service>(
     let names = Names::look_up(c, &shared.resolver, local, remote);
 
     let mut env = Env::overlay();
+    // Never freed: the process execs or exits.
+    let mut scratch = Vec::with_capacity(64);
     let connection = names.connection(local, remote);
     if !S::VARS_OVER_RULES {
-        svc.set_vars(c, &mut env, &connection, from_ip);
+        svc.set_vars(c, &mut env, &connection, from_ip, &mut scratch);
     }
     let cdb_bytes;
     let rule = match (by_ip, &c.rules) {
@@ -236,7 +253,7 @@ pub fn serve<S: Service>(
     };
     rule.apply(&mut env);
     if S::VARS_OVER_RULES {
-        svc.set_vars(c, &mut env, &connection, from_ip);
+        svc.set_vars(c, &mut env, &connection, from_ip, &mut scratch);
     }
     let mut rule = rule;
     if !rule.deny && over_limit(c, &conn, remote.ip(), from_ip, rule.max_per_ip, false) {
@@ -351,6 +368,7 @@ struct Names<'c> {
 }
 
 impl<'c> Names<'c> {
+    #[inline]
     fn look_up(c: &'c Config, res: &Resolver, local: SocketAddr, remote: SocketAddr) -> Self {
         let local_host = match &c.local_name {
             Some(n) => Some(Cow::Borrowed(&n[..])),

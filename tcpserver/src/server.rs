@@ -98,6 +98,8 @@ struct Parent {
 }
 
 impl Parent {
+    // Inlined into `run`, which is generic and so compiled in the binary's crate.
+    #[inline]
     fn status(&mut self) {
         if self.verbose {
             self.line
@@ -113,6 +115,7 @@ impl Parent {
         }
     }
 
+    #[inline]
     fn reap(&mut self) {
         loop {
             let mut wstat: libc::c_int = 0;
@@ -150,6 +153,7 @@ impl Parent {
 
     /// This client's connections with the one just accepted: what the child weighs
     /// against the per-IP limit (1 when nothing counts them).
+    #[inline]
     fn count(&self, ip: IpAddr) -> u64 {
         if self.track_ips {
             self.by_ip.get(&ip).copied().unwrap_or(0) + 1
@@ -158,6 +162,7 @@ impl Parent {
         }
     }
 
+    #[inline]
     fn started(&mut self, pid: libc::pid_t, ip: IpAddr) {
         if self.track_ips {
             self.by_pid.insert(pid, ip);
