@@ -28,10 +28,9 @@ use tls::files;
 use tls::modssl::Side;
 use tls::relay::{self, Failure, Pipes};
 use tls::vars::{self, Block};
-use ucspi::env::{set_ssl_vars, set_tcp_vars, Env};
+use ucspi::env::{set_ssl_vars, set_tcp_vars, unset_tcp_vars, Env};
 use ucspi::fmt::scan_ulong;
 use ucspi::getopt::{parse, Opt};
-use ucspi::hostport::Want;
 use ucspi::msg::{write_line, Line, Msg, EXIT_TEMP, EXIT_USAGE};
 
 use crate::program::{self, Fds, ProgramFds, RelayFds};
@@ -77,20 +76,11 @@ fn path(v: &OsString) -> Option<PathBuf> {
 /// Parses the command line (without argv[0]).
 pub fn parse_args(args: &[OsString]) -> Result<(TcpConfig, Tls), Usage> {
     let (opts, first) = parse(args, SPEC).map_err(|e| Usage(Some(e.message("sslclient"))))?;
+    // ucspi-ssl's defaults differ from tcpclient's: TCP_NODELAY, no ident.
     let mut c = TcpConfig {
-        verbosity: 1,
         nodelay: true,
-        remote_host: true,
         remote_info: false,
-        info_timeout: 26,
-        conn_timeout: [2, 58],
-        local_name: None,
-        local_ip: None,
-        local_port: 0,
-        want: Want::Any,
-        host: Vec::new(),
-        port: Vec::new(),
-        program: Vec::new(),
+        ..TcpConfig::default()
     };
     let mut t = Tls {
         cafile: None,
@@ -110,18 +100,10 @@ pub fn parse_args(args: &[OsString]) -> Result<(TcpConfig, Tls), Usage> {
     };
     let mut interface = None;
     for o in opts {
+        if tcp::apply_option(&mut c, &o).map_err(|_| Usage(None))? {
+            continue;
+        }
         match o {
-            Opt::Flag(b'4') => c.want = Want::V4,
-            Opt::Flag(b'6') => c.want = Want::V6,
-            Opt::Flag(b'd') => c.nodelay = false,
-            Opt::Flag(b'D') => c.nodelay = true,
-            Opt::Flag(b'v') => c.verbosity = 2,
-            Opt::Flag(b'q') => c.verbosity = 0,
-            Opt::Flag(b'Q') => c.verbosity = 1,
-            Opt::Flag(b'h') => c.remote_host = true,
-            Opt::Flag(b'H') => c.remote_host = false,
-            Opt::Flag(b'r') => c.remote_info = true,
-            Opt::Flag(b'R') => c.remote_info = false,
             Opt::Flag(b'm') => t.sni = true,
             Opt::Flag(b'M') => t.sni = false,
             Opt::Flag(b'3') => t.password_on_fd3 = true,
@@ -134,20 +116,6 @@ pub fn parse_args(args: &[OsString]) -> Result<(TcpConfig, Tls), Usage> {
             Opt::Flag(b'x') => t.verify = true,
             Opt::Flag(b'X') => t.verify = false,
             Opt::Flag(b'y') => t.delayed = true,
-            Opt::Value(b'i', v) => {
-                c.local_ip = Some(tcp::local_ip(v.as_bytes()).ok_or(Usage(None))?)
-            }
-            Opt::Value(b'p', v) => c.local_port = scan_ulong(v.as_bytes()).0 as u16,
-            Opt::Value(b't', v) => c.info_timeout = scan_ulong(v.as_bytes()).0,
-            Opt::Value(b'T', v) => {
-                let v = v.as_bytes();
-                let (x, mut j) = scan_ulong(v);
-                if v.get(j) == Some(&b'+') {
-                    j += 1;
-                }
-                c.conn_timeout = [x, scan_ulong(&v[j..]).0];
-            }
-            Opt::Value(b'l', v) => c.local_name = Some(v.as_bytes().to_vec()),
             Opt::Value(b'a', v) => t.cafile = path(&v),
             Opt::Value(b'A', v) => t.cadir = path(&v),
             Opt::Value(b'c', v) => t.certfile = path(&v),
@@ -385,6 +353,26 @@ fn server_name(host: &[u8], remote: IpAddr) -> ServerName<'static> {
     ServerName::try_from(text).unwrap_or(ServerName::IpAddress(remote.into()))
 }
 
+/// A name of the certificate as webpki reports it (`DnsName("localhost")`,
+/// `IpAddress(0::1)`) the way ucspi-ssl prints it: `localhost`, `::1`.
+fn presented_name(n: &str) -> String {
+    if let Some(dns) = n
+        .strip_prefix("DnsName(\"")
+        .and_then(|r| r.strip_suffix("\")"))
+    {
+        return dns.to_string();
+    }
+    if let Some(ip) = n
+        .strip_prefix("IpAddress(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        return ip
+            .parse::<IpAddr>()
+            .map_or(ip.to_string(), |a| a.to_string());
+    }
+    n.to_string()
+}
+
 /// Leaves as ucspi-ssl's sslclient does when the handshake fails: 110 for a certificate
 /// that does not verify or does not name the host, 111 for anything else.
 fn handshake_failed(host: &[u8], f: &Failure, prog: Option<Pid>) -> ! {
@@ -397,7 +385,11 @@ fn handshake_failed(host: &[u8], f: &Failure, prog: Option<Pid>) -> ! {
             | CertificateError::NotValidForNameContext { .. }),
         )) => {
             let presented = match e {
-                CertificateError::NotValidForNameContext { presented, .. } => presented.join(" "),
+                CertificateError::NotValidForNameContext { presented, .. } => presented
+                    .iter()
+                    .map(|n| presented_name(n))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 _ => String::new(),
             };
             let mut t = b"server hostname does not match certificate: ".to_vec();
@@ -473,6 +465,8 @@ pub fn run(c: &TcpConfig, t: &Tls) -> ! {
     if t.tcp_env {
         set_tcp_vars(&mut env, &d.connection(), &mut scratch);
     } else {
+        // No stale TCP* of an outer connection either (as sslserver's -E).
+        unset_tcp_vars(&mut env);
         env.set(b"PROTO", b"TLS");
     }
     let f =
@@ -612,10 +606,9 @@ fn start(c: &TcpConfig, msg: &Msg, env: &Env, fds: StartFds<'_>, relay_side: &[&
     }
 }
 
-/// main: close fds 6 and 7 (a stale one must not be taken for the program's), parse, run.
+/// main: hold fds 6 and 7 (see [`reserve_program_fds`]), parse, run.
 pub fn main(args: &[OsString]) -> ! {
-    let _ = nix::unistd::close(6);
-    let _ = nix::unistd::close(7);
+    reserve_program_fds();
     match parse_args(args.get(1..).unwrap_or(&[])) {
         Ok((c, t)) => run(&c, &t),
         Err(Usage(m)) => {
@@ -624,5 +617,31 @@ pub fn main(args: &[OsString]) -> ! {
             }
             Msg::new("sslclient").usage(USAGE)
         }
+    }
+}
+
+/// Fds 6 and 7 are the program's. What the caller left there is closed (a stale one must
+/// not be taken for the program's), and /dev/null, close-on-exec, holds both numbers so
+/// that none of sslclient's own descriptors lands on them: the child copies the socket or
+/// the pipes onto 6 and 7, which would overwrite a pipe or UCSPI-TLS's `SSLWRITEFD`
+/// there (the program's writes then went to the socket in plain text).
+fn reserve_program_fds() {
+    let _ = nix::unistd::close(6);
+    let _ = nix::unistd::close(7);
+    let Ok(null) = std::fs::File::open("/dev/null") else {
+        return;
+    };
+    // Opened close-on-exec, at the lowest free number: at most 6.
+    let raw = std::os::fd::IntoRawFd::into_raw_fd(null);
+    for fd in [6, 7] {
+        if fd != raw {
+            // SAFETY: 6 and 7 are closed above and owned by nothing in this process; the
+            // copy is closed on exec, or replaced by the child's dup2.
+            let _ = unsafe { libc::dup3(raw, fd, libc::O_CLOEXEC) };
+        }
+    }
+    if raw != 6 {
+        // SAFETY: `raw` is the descriptor opened above, owned by nothing else.
+        let _ = unsafe { libc::close(raw) };
     }
 }

@@ -71,53 +71,71 @@ pub fn local_ip(v: &[u8]) -> Option<IpAddr> {
     }
 }
 
+impl Default for Config {
+    /// djb's defaults.
+    fn default() -> Config {
+        Config {
+            verbosity: 1,
+            nodelay: false,
+            remote_host: true,
+            remote_info: true,
+            info_timeout: 26,
+            conn_timeout: [2, 58],
+            local_name: None,
+            local_ip: None,
+            local_port: 0,
+            want: Want::Any,
+            host: Vec::new(),
+            port: Vec::new(),
+            program: Vec::new(),
+        }
+    }
+}
+
+/// A value an option cannot take (`-i` that is no address).
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadValue;
+
+/// Applies one of tcpclient's options (sslclient shares them): `Ok(false)` for a letter
+/// that is not one of them.
+pub fn apply_option(c: &mut Config, o: &Opt) -> Result<bool, BadValue> {
+    match o {
+        Opt::Flag(b'd') => c.nodelay = false,
+        Opt::Flag(b'D') => c.nodelay = true,
+        Opt::Flag(b'v') => c.verbosity = 2,
+        Opt::Flag(b'q') => c.verbosity = 0,
+        Opt::Flag(b'Q') => c.verbosity = 1,
+        Opt::Flag(b'h') => c.remote_host = true,
+        Opt::Flag(b'H') => c.remote_host = false,
+        Opt::Flag(b'r') => c.remote_info = true,
+        Opt::Flag(b'R') => c.remote_info = false,
+        Opt::Flag(b'4') => c.want = Want::V4,
+        Opt::Flag(b'6') => c.want = Want::V6,
+        Opt::Value(b'l', v) => c.local_name = Some(v.as_bytes().to_vec()),
+        Opt::Value(b't', v) => c.info_timeout = scan_ulong(v.as_bytes()).0,
+        Opt::Value(b'T', v) => {
+            let v = v.as_bytes();
+            let (x, mut j) = scan_ulong(v);
+            if v.get(j) == Some(&b'+') {
+                j += 1;
+            }
+            c.conn_timeout = [x, scan_ulong(&v[j..]).0];
+        }
+        Opt::Value(b'i', v) => c.local_ip = Some(local_ip(v.as_bytes()).ok_or(BadValue)?),
+        Opt::Value(b'p', v) => c.local_port = scan_ulong(v.as_bytes()).0 as u16,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// Parses the command line (without argv[0]).
 pub fn parse_args(args: &[OsString]) -> Result<Config, Usage> {
     let (opts, first) =
         parse(args, SPEC).map_err(|e| Usage(Some(e.message("tcpclient")), false))?;
-    let mut c = Config {
-        verbosity: 1,
-        nodelay: false,
-        remote_host: true,
-        remote_info: true,
-        info_timeout: 26,
-        conn_timeout: [2, 58],
-        local_name: None,
-        local_ip: None,
-        local_port: 0,
-        want: Want::Any,
-        host: Vec::new(),
-        port: Vec::new(),
-        program: Vec::new(),
-    };
+    let mut c = Config::default();
     for o in opts {
-        match o {
-            Opt::Flag(b'd') => c.nodelay = false,
-            Opt::Flag(b'D') => c.nodelay = true,
-            Opt::Flag(b'v') => c.verbosity = 2,
-            Opt::Flag(b'q') => c.verbosity = 0,
-            Opt::Flag(b'Q') => c.verbosity = 1,
-            Opt::Flag(b'h') => c.remote_host = true,
-            Opt::Flag(b'H') => c.remote_host = false,
-            Opt::Flag(b'r') => c.remote_info = true,
-            Opt::Flag(b'R') => c.remote_info = false,
-            Opt::Flag(b'4') => c.want = Want::V4,
-            Opt::Flag(b'6') => c.want = Want::V6,
-            Opt::Value(b'l', v) => c.local_name = Some(v.as_bytes().to_vec()),
-            Opt::Value(b't', v) => c.info_timeout = scan_ulong(v.as_bytes()).0,
-            Opt::Value(b'T', v) => {
-                let v = v.as_bytes();
-                let (x, mut j) = scan_ulong(v);
-                if v.get(j) == Some(&b'+') {
-                    j += 1;
-                }
-                c.conn_timeout = [x, scan_ulong(&v[j..]).0];
-            }
-            Opt::Value(b'i', v) => {
-                c.local_ip = Some(local_ip(v.as_bytes()).ok_or(Usage(None, false))?);
-            }
-            Opt::Value(b'p', v) => c.local_port = scan_ulong(v.as_bytes()).0 as u16,
-            _ => return Err(Usage(None, false)),
+        if !apply_option(&mut c, &o).map_err(|_| Usage(None, false))? {
+            return Err(Usage(None, false));
         }
     }
     let rest = &args[first..];
