@@ -251,10 +251,16 @@ impl Context {
         for (p, id) in &mut self.ids {
             *id = fileid::of_path(p);
         }
-        match build(&self.settings, &self.tickets) {
+        // New ticket keys with new files: a session resumed from an older ticket would
+        // keep a client certificate that a changed CA list may no longer accept.
+        let Some(tickets) = TicketKeys::new() else {
+            return;
+        };
+        match build(&self.settings, &tickets) {
             Ok((config, certs)) => {
                 self.config = config;
                 self.certs = certs;
+                self.tickets = tickets;
             }
             Err(e) => {
                 Line::new()

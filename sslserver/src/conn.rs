@@ -116,11 +116,13 @@ impl Service for Ssl {
         set_ssl_vars(env, conn, scratch);
         if self.opts.tcp_env {
             set_tcp_vars(env, conn, scratch);
+            set_concurrency(c, env, from_ip);
         } else {
+            // `-E`: no TCP* variable at all (TCPCONCURRENCY, ours, included).
             unset_tcp_vars(env);
+            env.unset(b"TCPCONCURRENCY");
             env.set(b"PROTO", b"TLS");
         }
-        set_concurrency(c, env, from_ip);
     }
 
     fn serve(
@@ -181,7 +183,7 @@ fn serve(
             }
             Some(b @ (b'y' | b'Y')) => b,
             Some(_) => {
-                prog.line(b"sslserver: warning: unknown UCSPI-TLS command from pid: ");
+                prog.line(b"sslserver: warning: unknown UCSPI-TLS command from: ");
                 prog.stop(EXIT_USAGE)
             }
         };

@@ -256,7 +256,9 @@ pub fn serve<S: Service>(
         svc.set_vars(c, &mut env, &connection, from_ip, &mut scratch);
     }
     let mut rule = rule;
-    if !rule.deny && over_limit(c, &conn, remote.ip(), from_ip, rule.max_per_ip, false) {
+    if !rule.deny
+        && (rule.none_allowed || over_limit(c, &conn, remote.ip(), from_ip, rule.max_per_ip, false))
+    {
         if c.flavour == Flavour::Tcp {
             exit(EXIT_USAGE);
         }
@@ -426,6 +428,9 @@ struct Rule<'r> {
     /// Denied for being over its per-IP limit (said so on ucspi-ssl's deny line).
     over_limit: bool,
     max_per_ip: u64,
+    /// ucspi-ssl: a rule's `MAXCONIP=0` admits no one (only `-c`'s and the environment's 0
+    /// mean no limit).
+    none_allowed: bool,
     data: Cow<'r, [u8]>,
 }
 
@@ -436,6 +441,7 @@ impl<'r> Rule<'r> {
             deny: false,
             over_limit: false,
             max_per_ip: c.per_ip,
+            none_allowed: false,
             data: Cow::Borrowed(b""),
         }
     }
@@ -452,9 +458,12 @@ impl<'r> Rule<'r> {
                 Item::Set(s) => {
                     if let Some((b"MAXCONIP", value)) = split_setting(s) {
                         rule.max_per_ip = scan_ulong(value).0;
-                        // ucspi-ssl: a rule cannot raise it above `-c`.
-                        if c.flavour == Flavour::Ssl && c.limit > 0 {
-                            rule.max_per_ip = rule.max_per_ip.min(c.limit);
+                        if c.flavour == Flavour::Ssl {
+                            // ucspi-ssl: a rule cannot raise it above `-c`.
+                            if c.limit > 0 {
+                                rule.max_per_ip = rule.max_per_ip.min(c.limit);
+                            }
+                            rule.none_allowed = rule.max_per_ip == 0;
                         }
                     }
                 }
