@@ -16,12 +16,15 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use nix::unistd::{ForkResult, Pid};
+use rustls::pki_types::CertificateDer;
 use rustls::server::ParsedCertificate;
 use rustls::Connection;
 use socket2::Socket;
@@ -153,16 +156,24 @@ fn serve(
         Fds::new().unwrap_or_else(|e| msg.fatal_sys(EXIT_TEMP, &[b"unable to create pipe"], &e));
     f.set_vars(&mut env, o.delayed);
     let (prog_fds, relay_fds) = f.split();
-    // SAFETY: the connection's process is single-threaded (forked from the server's).
-    let pid = match unsafe { nix::unistd::fork() } {
-        Ok(ForkResult::Child) => {
-            drop(relay_fds);
-            program(c, msg, o, shared, sock, env, prog_fds, !s.relay.early)
+    let mut prog_fds = Some(prog_fds);
+    let mut prog = Program { pid: None, who };
+    // The program is forked now when it must run before TLS (-n) or under other ids than
+    // the relay's (it still has root to take them); otherwise it is spawned after a good
+    // handshake, from this process, which already has its ids: no fork of our memory.
+    if o.delayed || !s.relay.early {
+        // SAFETY: the connection's process is single-threaded (forked from the server's).
+        match unsafe { nix::unistd::fork() } {
+            Ok(ForkResult::Child) => {
+                drop(relay_fds);
+                let fds = prog_fds.take().expect("taken once");
+                program(c, msg, o, shared, sock, env, fds, !s.relay.early)
+            }
+            Ok(ForkResult::Parent { child }) => prog.pid = Some(child),
+            Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to fork"], &e.into()),
         }
-        Ok(ForkResult::Parent { child }) => child,
-        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to fork"], &e.into()),
-    };
-    drop(prog_fds);
+        drop(prog_fds.take());
+    }
     let RelayFds {
         to_prog: relay_out,
         from_prog: relay_in,
@@ -171,7 +182,6 @@ fn serve(
     if !s.relay.early {
         s.relay.take(msg);
     }
-    let prog = Program { pid, who };
 
     let mut command = b'y';
     if o.delayed {
@@ -222,28 +232,27 @@ fn serve(
     if !o.delayed || command == b'Y' {
         let mut block = Block::new();
         if o.ssl_env || command == b'Y' {
-            block = vars::session(&conn);
-            let name = match &conn {
-                Connection::Server(sc) => sc.server_name(),
-                Connection::Client(_) => None,
-            };
-            if let Some(e) = s.ctx.certs.select(name) {
-                block.extend(&e.vars);
-            }
-            match &peer {
-                Some(chain) => {
-                    block.extend(&vars::certificate(Side::Client, chain));
-                    block.push("SSL_CLIENT_VERIFY", b"SUCCESS");
-                }
-                None => block.push("SSL_CLIENT_VERIFY", b"NONE"),
-            }
+            block = ssl_vars(s, &conn, peer.as_deref());
         }
-        if let Err(e) = ucspi::fd::write_all(&ctl_relay, &block.finish()) {
-            prog.failed(
-                b"unable to write TLS environment",
-                ucspi::errstr::io_str(&e),
-                EXIT_TEMP,
-            );
+        match prog_fds.take() {
+            // Not started yet: the variables go into its environment, the banner first
+            // into TLS, then it runs.
+            Some(fds) => {
+                apply(&mut env, &block.finish());
+                if let Err(e) = conn.writer().write_all(&o.banner) {
+                    prog.failed(b"unable to print banner", &e.to_string(), EXIT_TEMP);
+                }
+                prog.pid = Some(spawn(c, msg, shared, &env, fds));
+            }
+            None => {
+                if let Err(e) = ucspi::fd::write_all(&ctl_relay, &block.finish()) {
+                    prog.failed(
+                        b"unable to write TLS environment",
+                        ucspi::errstr::io_str(&e),
+                        EXIT_TEMP,
+                    );
+                }
+            }
         }
     }
     let pipes = Pipes {
@@ -255,6 +264,49 @@ fn serve(
     }
     drop(ctl_relay);
     prog.finish()
+}
+
+/// The `SSL_*` variables of `-s` and of UCSPI-TLS's `Y`: the session's, the server's
+/// certificate (computed when it was loaded), the client's.
+fn ssl_vars(s: &Ssl, conn: &Connection, peer: Option<&[CertificateDer<'static>]>) -> Block {
+    let mut block = vars::session(conn);
+    let name = match conn {
+        Connection::Server(sc) => sc.server_name(),
+        Connection::Client(_) => None,
+    };
+    if let Some(e) = s.ctx.certs.select(name) {
+        block.extend(&e.vars);
+    }
+    match peer {
+        Some(chain) => {
+            block.extend(&vars::certificate(Side::Client, chain));
+            block.push("SSL_CLIENT_VERIFY", b"SUCCESS");
+        }
+        None => block.push("SSL_CLIENT_VERIFY", b"NONE"),
+    }
+    block
+}
+
+/// A variable block's entries into `env`.
+fn apply(env: &mut Env, block: &[u8]) {
+    for e in vars::entries(block) {
+        if let Some(eq) = e.iter().position(|&b| b == b'=') {
+            env.set(&e[..eq], &e[eq + 1..]);
+        }
+    }
+}
+
+/// The program started from this process after the handshake, its pipes on 0 and 1.
+fn spawn(c: &Config, msg: &Msg, shared: &Shared, env: &Env, fds: ProgramFds) -> Pid {
+    let argv = CStrArray::of(&c.argv);
+    let envp = shared.env.envp_with(env);
+    let prog = c.argv[0].to_bytes();
+    let onto = [(fds.input.as_raw_fd(), 0), (fds.output.as_raw_fd(), 1)];
+    let defaults = [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGPIPE];
+    match ucspi::exec::spawn(prog, &argv, &envp, shared.path.as_deref(), &onto, &defaults) {
+        Ok(pid) => pid,
+        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"(111) unable to run: ", prog], &e),
+    }
 }
 
 /// `-T` and `-w` in seconds; 0 means no limit.
@@ -309,11 +361,7 @@ fn program(
         let Some(block) = read_block(&ctl) else {
             exit(EXIT_TEMP)
         };
-        for e in vars::entries(&block) {
-            if let Some(eq) = e.iter().position(|&b| b == b'=') {
-                env.set(&e[..eq], &e[eq + 1..]);
-            }
-        }
+        apply(&mut env, &block);
     }
     default_signals();
     if !o.banner.is_empty() {
@@ -347,9 +395,9 @@ fn read_block(ctl: &OwnedFd) -> Option<Vec<u8>> {
     Some(block)
 }
 
-/// The program as the relay sees it.
+/// The program as the relay sees it (`pid`: once started).
 struct Program<'a> {
-    pid: Pid,
+    pid: Option<Pid>,
     who: &'a Admitted<'a>,
 }
 
@@ -390,11 +438,17 @@ impl Program<'_> {
     }
 
     fn stop(&self, code: i32) -> ! {
-        program::stop(self.pid, code)
+        match self.pid {
+            Some(pid) => program::stop(pid, code),
+            None => exit(code),
+        }
     }
 
     fn finish(&self) -> ! {
-        program::finish(self.pid)
+        match self.pid {
+            Some(pid) => program::finish(pid),
+            None => exit(EXIT_TEMP),
+        }
     }
 }
 

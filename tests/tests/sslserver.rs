@@ -1881,3 +1881,53 @@ fn ten_thousand_handshakes_leak_nothing() {
     );
     assert!(s.log().is_empty(), "{:?}", s.log());
 }
+
+/// Who runs what: without SSL_UID/SSL_GID/SSL_CHROOT the connection's process takes the
+/// program's ids (`-u`, `-g`) at once and starts the program after the handshake; with
+/// SSL_UID/SSL_GID it keeps root until it has forked the program, which takes `-u`/`-g`,
+/// and the relay takes SSL_UID/SSL_GID. Either way the program has only its pipes, the
+/// `-s` variables, and a relay it cannot read the keys from (undumpable).
+#[test]
+fn relay_and_program_ids_and_both_ways_of_starting_it() {
+    let pki = Pki::new();
+    let show = "id -u; id -g; grep -E '^(Uid|Gid):' /proc/$PPID/status; \
+                if cat /proc/$PPID/mem >/dev/null 2>&1 || cat /proc/$PPID/environ >/dev/null 2>&1; \
+                then echo relay=readable; else echo relay=closed; fi; \
+                echo proto=$SSL_PROTOCOL; ls /proc/$$/fd | tr '\\n' ' '; echo";
+    for (extra, prog_ids, relay_uid) in [
+        (vec![], ("1", "1"), "1"),
+        (
+            vec![("SSL_UID", "65534"), ("SSL_GID", "65534")],
+            ("1", "1"),
+            "65534",
+        ),
+    ] {
+        let s = start(
+            &pki,
+            &extra,
+            &["-Hl0", "-s", "-u1", "-g1"],
+            &["sh", "-c", show],
+        );
+        let out = tls_out(&s, &pki, &[], b"");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!((lines[0], lines[1]), prog_ids, "{extra:?}: {out}");
+        let uid_line = lines.iter().find(|l| l.starts_with("Uid:")).unwrap();
+        let uids: Vec<&str> = uid_line.split_whitespace().skip(1).collect();
+        assert!(
+            uids.iter().all(|u| *u == relay_uid),
+            "{extra:?}: the relay's ids {uid_line}: {out}"
+        );
+        assert!(out.contains("proto=TLSv1."), "{extra:?}: {out}");
+        assert!(out.contains("relay=closed"), "{extra:?}: {out}");
+        let fds: Vec<&str> = lines.last().unwrap().split_whitespace().collect();
+        let before = inherited_fds();
+        let extra_fds: Vec<&&str> = fds
+            .iter()
+            .filter(|f| !["0", "1", "2"].contains(f) && !before.contains_key(&f.parse().unwrap()))
+            .collect();
+        assert!(
+            extra_fds.is_empty(),
+            "{extra:?}: leaked {extra_fds:?}: {out}"
+        );
+    }
+}

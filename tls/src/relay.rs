@@ -162,9 +162,7 @@ pub fn relay(
         // What the program wrote goes out before more is read from it.
         let flushed = match flush(conn, sock) {
             Ok(f) => f,
-            // The peer said it was done and went away: the end, not a failure.
-            Err(e) if peer_done && gone(&e) => return Ok(()),
-            Err(e) => return Err(Failure::Io(e)),
+            Err(e) => return peer_left(Failure::Io(e)),
         };
         if flushed && from_prog.is_none() && !shut {
             let _ = sock.shutdown(std::net::Shutdown::Write);
@@ -243,7 +241,10 @@ pub fn relay(
         }
         if sock_events.contains(PollFlags::POLLIN) && !sock_r.is_empty() {
             // At the end of stream, rustls's reader says whether close_notify came first.
-            sock_eof = !fill(conn, sock)?;
+            sock_eof = match fill(conn, sock) {
+                Ok(open) => !open,
+                Err(f) => return peer_left(f),
+            };
             deadline = Instant::now() + idle;
         }
         if !from_r.is_empty() {
@@ -265,12 +266,22 @@ pub fn relay(
     }
 }
 
-/// Whether a write failed because the peer closed the connection.
-fn gone(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)
-    )
+/// The end of a relay whose peer closed the connection under it (a reset, or a write
+/// after it left): not a failure of ours. A client commonly sends close_notify and
+/// closes at once, and the tickets or the program's last words then meet a reset before
+/// the close_notify is read. The program gets end of file either way.
+fn peer_left(f: Failure) -> Result<(), Failure> {
+    match f {
+        Failure::Io(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)
+            ) =>
+        {
+            Ok(())
+        }
+        f => Err(f),
+    }
 }
 
 /// Moves the plaintext rustls holds into `pending` (up to one chunk); true once the

@@ -7,7 +7,7 @@
 //! with one NUL at their end, see [`crate::env::Env`]) would have to be checked for NULs
 //! again to become `&CStr`s.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::marker::PhantomData;
 use std::os::raw::c_char;
@@ -50,6 +50,17 @@ impl<'a> CStrArray<'a> {
     /// The pointers, NULL last.
     pub fn as_ptrs(&self) -> &[*const c_char] {
         &self.ptrs
+    }
+
+    /// The strings, without the NULL.
+    fn as_cstrs(&self) -> Vec<&'a CStr> {
+        let n = self.ptrs.len().saturating_sub(1);
+        self.ptrs[..n]
+            .iter()
+            // SAFETY: every pointer but the last points at a NUL-terminated string that
+            // lives for 'a (how both constructors are fed).
+            .map(|&p| unsafe { CStr::from_ptr(p) })
+            .collect()
     }
 }
 
@@ -94,6 +105,65 @@ pub fn pathexec(
         }
     }
     saved.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+}
+
+/// Starts `prog` as [`pathexec`] would run it, in a new process made with posix_spawn
+/// (vfork-like: no copy of this process's page tables), with `fds` (`(from, to)`) copied
+/// onto their numbers, default dispositions for `defaults` and an empty signal mask.
+/// For a server whose per-connection process already has the program's ids, where a
+/// fork would copy its memory only for exec to throw it away.
+pub fn spawn(
+    prog: &[u8],
+    argv: &CStrArray<'_>,
+    envp: &CStrArray<'_>,
+    path: Option<&[u8]>,
+    fds: &[(std::os::fd::RawFd, std::os::fd::RawFd)],
+    defaults: &[Signal],
+) -> io::Result<nix::unistd::Pid> {
+    use nix::spawn::{posix_spawn, PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
+    use nix::sys::signal::SigSet;
+    let mut actions = PosixSpawnFileActions::init()?;
+    for &(from, to) in fds {
+        actions.add_dup2(from, to)?;
+    }
+    let mut attr = PosixSpawnAttr::init()?;
+    let mut set = SigSet::empty();
+    for &s in defaults {
+        set.add(s);
+    }
+    attr.set_sigdefault(&set)?;
+    attr.set_sigmask(&SigSet::empty())?;
+    attr.set_flags(
+        PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK,
+    )?;
+    let (args, env) = (argv.as_cstrs(), envp.as_cstrs());
+    let try_one = |file: &[u8]| -> Result<nix::unistd::Pid, i32> {
+        let c = CString::new(file).map_err(|_| libc::ENOENT)?;
+        posix_spawn(c.as_c_str(), &actions, &attr, &args, &env).map_err(|e| e as i32)
+    };
+    if prog.contains(&b'/') {
+        return try_one(prog).map_err(io::Error::from_raw_os_error);
+    }
+    // djb's search, as in pathexec.
+    let mut saved = None;
+    let mut buf = Vec::with_capacity(prog.len() + 256);
+    for dir in path.unwrap_or(b"/bin:/usr/bin").split(|&c| c == b':') {
+        buf.clear();
+        buf.extend_from_slice(if dir.is_empty() { b"." } else { dir });
+        buf.push(b'/');
+        buf.extend_from_slice(prog);
+        match try_one(&buf) {
+            Ok(pid) => return Ok(pid),
+            Err(libc::ENOENT) => {}
+            Err(code) => {
+                saved = Some(code);
+                if !matches!(code, libc::EACCES | libc::EPERM | libc::EISDIR) {
+                    break;
+                }
+            }
+        }
+    }
+    Err(io::Error::from_raw_os_error(saved.unwrap_or(libc::ENOENT)))
 }
 
 /// Runs `prog` with `args` (argv[0] included) and the environment `env`, searching `env`'s
