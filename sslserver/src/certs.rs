@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::{
     ClientHello, NoServerSessionStorage, ResolvesServerCert, WebPkiClientVerifier,
 };
@@ -380,7 +380,15 @@ fn build(s: &Settings, tickets: &TicketKeys) -> Result<(Arc<ServerConfig>, Arc<C
     // Each connection is its own process: a session cache would be per process, so only
     // tickets (whose keys every process shares) resume sessions.
     config.session_storage = Arc::new(NoServerSessionStorage {});
-    Ok((Arc::new(config), certs))
+    let config = Arc::new(config);
+    let mut names = vec![ServerName::try_from("localhost").expect("a name")];
+    for (n, _) in &certs.names {
+        // A wildcard entry is asked for with a name it matches.
+        let n = n.replace('*', "warm-up");
+        names.extend(ServerName::try_from(n).ok());
+    }
+    tls::warm::server(&config, &names);
+    Ok((config, certs))
 }
 
 #[cfg(test)]

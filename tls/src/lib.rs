@@ -8,3 +8,5 @@ pub mod relay;
 pub mod suites;
 pub mod tickets;
 pub mod vars;
+pub mod verifiers;
+pub mod warm;

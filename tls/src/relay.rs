@@ -17,8 +17,15 @@ use nix::poll::{poll, PollFd, PollFlags};
 use rustls::Connection;
 use socket2::Socket;
 
-/// What one read from either side takes at most: four full TLS records.
+/// How much of the peer's data is gathered for one write to the program: four full TLS
+/// records.
 const CHUNK: usize = 64 * 1024;
+
+/// One read's buffer, from the program or from rustls, to start with: a page. Small,
+/// because every page a connection's process writes is its own (a copy, after fork) for
+/// as long as the connection lasts, and a mail session's lines fit; it grows up to
+/// CHUNK while reads fill it, for bulk data, where fewer and larger reads and writes pay.
+const READ: usize = 4096;
 
 /// Why a handshake or a relay ended badly, for the log line.
 #[derive(Debug)]
@@ -80,13 +87,21 @@ fn flush(conn: &mut Connection, sock: &Socket) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Reads what the socket has into the connection and processes it: `Ok(false)` at the
-/// peer's end of stream.
-fn fill(conn: &mut Connection, sock: &Socket) -> Result<bool, Failure> {
+/// What one read from the socket found.
+#[derive(PartialEq, Eq)]
+enum Filled {
+    Data,
+    Nothing,
+    EndOfStream,
+}
+
+/// Reads what the socket has (rustls takes 4 KiB at a time) into the connection and
+/// processes it.
+fn fill(conn: &mut Connection, sock: &Socket) -> Result<Filled, Failure> {
     let n = loop {
         match conn.read_tls(&mut &*sock) {
             Ok(n) => break n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Filled::Nothing),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Failure::Io(e)),
         }
@@ -96,7 +111,11 @@ fn fill(conn: &mut Connection, sock: &Socket) -> Result<bool, Failure> {
         let _ = flush(conn, sock);
         return Err(Failure::Tls(e));
     }
-    Ok(n > 0)
+    Ok(if n > 0 {
+        Filled::Data
+    } else {
+        Filled::EndOfStream
+    })
 }
 
 /// Completes the handshake of `conn` on the non-blocking socket `sock` by `deadline`.
@@ -116,7 +135,7 @@ pub fn handshake(conn: &mut Connection, sock: &Socket, deadline: Instant) -> Res
         if !wait(&mut p, deadline).map_err(Failure::Io)? {
             return Err(Failure::TimedOut);
         }
-        if !fill(conn, sock)? {
+        if fill(conn, sock)? == Filled::EndOfStream {
             return Err(Failure::Eof);
         }
     }
@@ -149,11 +168,15 @@ pub fn relay(
 ) -> Result<(), Failure> {
     // The relay applies its own back-pressure (nothing is read while anything is queued).
     conn.set_buffer_limit(None);
+    // What the handshake allocated and freed goes back to the system: a relay may live
+    // for hours, and after fork every page it wrote is its own.
+    // SAFETY: malloc_trim only returns free heap memory; it takes no pointers of ours.
+    unsafe { libc::malloc_trim(0) };
     let mut to_prog = Some(pipes.to_prog);
     let mut from_prog = Some(pipes.from_prog);
-    let mut pending: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut pending: Vec<u8> = Vec::new();
     let mut sent = 0usize;
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; READ];
     let mut peer_done = false;
     let mut sock_eof = false;
     let mut shut = false;
@@ -168,29 +191,39 @@ pub fn relay(
             let _ = sock.shutdown(std::net::Shutdown::Write);
             shut = true;
         }
-        // The peer's data: what rustls holds decrypted, then on to the program.
-        if pending.is_empty() && !peer_done {
-            peer_done = take_plaintext(conn, &mut buf, &mut pending)?;
-        }
-        if sent < pending.len() {
-            match &to_prog {
-                Some(w) => match nix::unistd::write(w, &pending[sent..]) {
-                    Ok(n) => {
-                        sent += n;
-                        deadline = Instant::now() + idle;
-                    }
-                    Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-                    // The program closed its input: what the peer sends is dropped.
-                    Err(_) => to_prog = None,
-                },
-                None => sent = pending.len(),
+        // The peer's data: what rustls holds decrypted, on to the program, until the
+        // pipe is full or rustls holds no more (a wait with plaintext left in rustls
+        // would wait for the peer, who may be waiting for the program's answer).
+        loop {
+            if pending.is_empty() && !peer_done {
+                peer_done = take_plaintext(conn, &mut buf, &mut pending)?;
             }
-        }
-        if sent == pending.len() {
+            if sent < pending.len() {
+                match &to_prog {
+                    Some(w) => match nix::unistd::write(w, &pending[sent..]) {
+                        Ok(n) => {
+                            sent += n;
+                            deadline = Instant::now() + idle;
+                        }
+                        Err(Errno::EAGAIN) | Err(Errno::EINTR) => break,
+                        // The program closed its input: what the peer sends is dropped.
+                        Err(_) => to_prog = None,
+                    },
+                    None => sent = pending.len(),
+                }
+            }
+            if sent < pending.len() {
+                break;
+            }
+            let moved = !pending.is_empty();
             pending.clear();
             sent = 0;
             if peer_done {
                 to_prog = None;
+                break;
+            }
+            if !moved {
+                break;
             }
         }
         if from_prog.is_none() && to_prog.is_none() && flushed {
@@ -240,11 +273,24 @@ pub fn relay(
             to_prog = None;
         }
         if sock_events.contains(PollFlags::POLLIN) && !sock_r.is_empty() {
-            // At the end of stream, rustls's reader says whether close_notify came first.
-            sock_eof = match fill(conn, sock) {
-                Ok(open) => !open,
-                Err(f) => return peer_left(f),
-            };
+            // What the socket has, record by record, handed on in chunks of up to CHUNK
+            // (one poll per 4 KiB read would cost more than the reads). At the end of
+            // stream, rustls's reader says whether close_notify came first.
+            for _ in 0..CHUNK / 4096 {
+                match fill(conn, sock) {
+                    Ok(Filled::Data) => {}
+                    Ok(Filled::Nothing) => break,
+                    Ok(Filled::EndOfStream) => {
+                        sock_eof = true;
+                        break;
+                    }
+                    Err(f) => return peer_left(f),
+                }
+                peer_done = take_plaintext(conn, &mut buf, &mut pending)?;
+                if peer_done || pending.len() >= CHUNK {
+                    break;
+                }
+            }
             deadline = Instant::now() + idle;
         }
         if !from_r.is_empty() {
@@ -257,6 +303,7 @@ pub fn relay(
                     Ok(n) => {
                         conn.writer().write_all(&buf[..n]).map_err(Failure::Io)?;
                         deadline = Instant::now() + idle;
+                        grow(&mut buf, n);
                     }
                     Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
                     Err(e) => return Err(Failure::Io(e.into())),
@@ -284,18 +331,28 @@ fn peer_left(f: Failure) -> Result<(), Failure> {
     }
 }
 
+/// A read buffer that a read of `n` bytes filled grows, up to CHUNK (see READ).
+fn grow(buf: &mut Vec<u8>, n: usize) {
+    if n == buf.len() && n < CHUNK {
+        buf.resize((n * 4).min(CHUNK), 0);
+    }
+}
+
 /// Moves the plaintext rustls holds into `pending` (up to one chunk); true once the
 /// peer's data has ended (close_notify, or end of stream without it: the program gets
 /// end of file either way, as under ucspi-ssl).
 fn take_plaintext(
     conn: &mut Connection,
-    buf: &mut [u8],
+    buf: &mut Vec<u8>,
     pending: &mut Vec<u8>,
 ) -> Result<bool, Failure> {
     while pending.len() < CHUNK {
         match conn.reader().read(buf) {
             Ok(0) => return Ok(true),
-            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                pending.extend_from_slice(&buf[..n]);
+                grow(buf, n);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(true),
             Err(e) => return Err(Failure::Io(e)),
