@@ -2,15 +2,19 @@
 //! line) let it in, top to bottom:
 //!
 //! 1. the program's two pipes and the control socket;
-//! 2. fork: the child becomes the program (its ids, fds, signals). Normally it waits
-//!    for the handshake's outcome and the `SSL_*` variables before it runs, so a failed
-//!    handshake never runs it; under `-n` it runs at once on the plain connection and
-//!    asks for TLS on the control socket (UCSPI-TLS);
+//! 2. when the program must run before TLS (`-n`) or under other ids than the relay
+//!    (`SSL_UID`, `SSL_GID`, `SSL_CHROOT`: this process still has root to give them), it
+//!    is forked now: under `-n` it runs at once on the plain connection and asks for TLS
+//!    on the control socket (UCSPI-TLS); otherwise it waits for the handshake's outcome
+//!    and the `SSL_*` variables on that socket, so a failed handshake never runs it;
 //! 3. this process, the relay, takes the ids it runs under and becomes undumpable (the
 //!    program may run as the same user; it must not read the key from our memory);
 //! 4. under `-n`, the program's command: `y`, or `Y` for the variables back;
 //! 5. the handshake within `-T`; a client certificate checked (`-m`, `-z`);
-//! 6. the variables to the program; the relay between the connection and its pipes;
+//! 6. the variables to the program, or, in the usual case (TLS at once, the relay with
+//!    the program's ids since the fork), the program spawned only now, with them in its
+//!    environment: no fork of our memory, no process waiting; then the relay between
+//!    the connection and its pipes;
 //! 7. the program's exit status becomes this process's (a signal is raised again), so
 //!    the server's `ended by` line reports what the program did.
 

@@ -6,11 +6,10 @@
 mod tls_util;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,136 +30,6 @@ fn path_var() -> String {
     std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
 }
 
-/// Our sslserver with its `-1` line and its log (stderr, line by line).
-struct Srv {
-    child: Child,
-    port: u16,
-    /// `-1`'s line: `IP : PORT [limit/maxconip]`.
-    first: String,
-    ip: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Srv {
-    /// `env` is the server's whole environment (PATH added); `-1` and `args` go before
-    /// `host 0 program...`.
-    fn start(env: &[(&str, &str)], args: &[&str], host: &str, program: &[&str]) -> Srv {
-        let mut c = Command::new(ours("sslserver"));
-        c.env_clear()
-            .env("PATH", path_var())
-            .envs(env.iter().copied())
-            .arg("-1")
-            .args(args)
-            .arg(host)
-            .arg("0")
-            .args(program);
-        Srv::spawn(c, host)
-    }
-
-    /// Runs `c` (which must end up as sslserver with `-1` on `host`, port 0).
-    fn spawn(mut c: Command, host: &str) -> Srv {
-        c.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("spawn sslserver");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let err = child.stderr.take().unwrap();
-        let l2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                l2.lock().unwrap().push(line);
-            }
-        });
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut first = String::new();
-            let _ = BufReader::new(out).read_line(&mut first);
-            let _ = tx.send(first);
-        });
-        let first = rx
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_default()
-            .trim_end()
-            .to_string();
-        let port = first
-            .split(" : ")
-            .nth(1)
-            .and_then(|r| r.split(' ').next())
-            .and_then(|p| p.parse().ok());
-        let Some(port) = port else {
-            let _ = child.kill();
-            let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(100));
-            panic!(
-                "sslserver printed no port ({first:?}); log: {:?}",
-                log.lock().unwrap()
-            )
-        };
-        Srv {
-            child,
-            port,
-            first,
-            ip: host.to_string(),
-            log,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn addr(&self) -> String {
-        if self.ip.contains(':') {
-            format!("[{}]:{}", self.ip, self.port)
-        } else {
-            format!("{}:{}", self.ip, self.port)
-        }
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits (up to 15 s) until `n` log lines contain `needle`; returns them.
-    fn wait_lines(&self, needle: &str, n: usize) -> Vec<String> {
-        let end = Instant::now() + Duration::from_secs(15);
-        loop {
-            let found: Vec<String> = self
-                .log()
-                .into_iter()
-                .filter(|l| l.contains(needle))
-                .collect();
-            if found.len() >= n {
-                return found;
-            }
-            assert!(
-                Instant::now() < end,
-                "not {n} log lines with {needle:?} within 15 s; log: {:#?}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// The first log line containing `needle`, waited for up to 15 s.
-    fn wait_log(&self, needle: &str) -> String {
-        self.wait_lines(needle, 1).remove(0)
-    }
-
-    /// Log lines containing `needle` now.
-    fn count(&self, needle: &str) -> usize {
-        self.log().iter().filter(|l| l.contains(needle)).count()
-    }
-}
-
-impl Drop for Srv {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// CERTFILE and KEYFILE of the localhost certificate.
 fn server_env(pki: &Pki) -> Vec<(String, String)> {
     vec![
@@ -174,15 +43,15 @@ fn refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
 }
 
 /// sslserver with the localhost certificate on 127.0.0.1 and `extra` variables.
-fn start(pki: &Pki, extra: &[(&str, &str)], args: &[&str], program: &[&str]) -> Srv {
+fn start(pki: &Pki, extra: &[(&str, &str)], args: &[&str], program: &[&str]) -> Server {
     let env = server_env(pki);
     let mut e = refs(&env);
     e.extend_from_slice(extra);
-    Srv::start(&e, args, "127.0.0.1", program)
+    Server::start(&e, args, "127.0.0.1", program)
 }
 
 /// What s_client prints with `-quiet` (the program's output), trusting our CA.
-fn tls_out(s: &Srv, pki: &Pki, extra: &[&str], input: &[u8]) -> String {
+fn tls_out(s: &Server, pki: &Pki, extra: &[&str], input: &[u8]) -> String {
     let ca = pki.s("ca.pem");
     let mut a = vec!["-quiet", "-CAfile", ca.as_str()];
     a.extend_from_slice(extra);
@@ -1037,7 +906,7 @@ fn client_side_verification_failures() {
     s.wait_log("ended by");
     assert!(!marker.exists(), "the program ran");
 
-    let expired = Srv::start(
+    let expired = Server::start(
         &[
             ("CERTFILE", &pki.s("expired.pem")),
             ("KEYFILE", &pki.s("expired.key")),
@@ -1411,7 +1280,7 @@ fn port_zero_interface_option_and_ipv6() {
     assert!(TcpStream::connect(s.addr()).is_ok());
 
     let env = server_env(&pki);
-    let v6 = Srv::start(&refs(&env), &["-Hl0", "-I", "lo"], "::1", &["env"]);
+    let v6 = Server::start(&refs(&env), &["-Hl0", "-I", "lo"], "::1", &["env"]);
     assert_eq!(v6.first, format!("::1 : {} [40/40]", v6.port));
     let v = vars(&tls_out(&v6, &pki, &[], b""));
     assert_eq!(v.get("PROTO").map(String::as_str), Some("TCP6"), "{v:?}");
@@ -1576,7 +1445,7 @@ fn replace(path: &Path, content: &[u8]) {
 }
 
 /// The subject s_client prints for the certificate the server sends without SNI.
-fn served_subject(s: &Srv, pki: &Pki) -> String {
+fn served_subject(s: &Server, pki: &Pki) -> String {
     let (out, err) = s_client(
         &s.addr(),
         &["-CAfile", &pki.s("ca.pem"), "-noservername"],
@@ -1595,7 +1464,7 @@ fn certificates_reload_when_their_files_change() {
     let (cert, key) = (d.join("cert.pem"), d.join("key.pem"));
     std::fs::copy(pki.path("server.pem"), &cert).unwrap();
     std::fs::copy(pki.path("server.key"), &key).unwrap();
-    let s = Srv::start(
+    let s = Server::start(
         &[
             ("CERTFILE", &cert.display().to_string()),
             ("KEYFILE", &key.display().to_string()),
@@ -1775,7 +1644,7 @@ fn password_on_fd3_opens_an_encrypted_key() {
             .env("KEYFILE", &key);
         c
     };
-    let s = Srv::spawn(command(&good, &["-1", "-3"]), "127.0.0.1");
+    let s = Server::spawn(command(&good, &["-1", "-3"]), "127.0.0.1");
     assert_eq!(tls_out(&s, &pki, &[], b""), "unlocked\n");
 
     for (pw, extra) in [(&bad, &["-3"][..]), (&good, &[][..])] {

@@ -3,10 +3,10 @@
 //! (`-1`), with its log collected.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use blackbox::{ours, TempDir};
@@ -163,28 +163,38 @@ impl Pki {
     }
 }
 
-/// Our sslserver on 127.0.0.1 (or `host`), port chosen by the kernel and read from
-/// `-1`'s line; its stderr is collected line by line.
+/// Our sslserver with its `-1` line and its log (stderr, line by line).
 pub struct Server {
     pub child: Child,
     pub port: u16,
+    /// `-1`'s line: `IP : PORT [limit/maxconip]`.
+    pub first: String,
+    pub ip: String,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
-    /// `env` is the server's whole environment (PATH is added); `args` go before
+    /// `env` is the server's whole environment (PATH added); `-1` and `args` go before
     /// `host 0 program...`.
     pub fn start(env: &[(&str, &str)], args: &[&str], host: &str, program: &[&str]) -> Server {
         let mut c = Command::new(ours("sslserver"));
         c.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            )
             .envs(env.iter().copied())
             .arg("-1")
             .args(args)
             .arg(host)
             .arg("0")
-            .args(program)
-            .stdin(Stdio::null())
+            .args(program);
+        Server::spawn(c, host)
+    }
+
+    /// Runs `c` (which must end up as sslserver with `-1` on `host`, port 0).
+    pub fn spawn(mut c: Command, host: &str) -> Server {
+        c.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = c.spawn().expect("spawn sslserver");
@@ -196,54 +206,86 @@ impl Server {
                 l2.lock().unwrap().push(line);
             }
         });
-        let mut out = child.stdout.take().unwrap();
-        // `IP : PORT [limit/maxconip]`, then nothing more on stdout.
-        let mut first = Vec::new();
-        let mut b = [0u8; 1];
-        while out.read(&mut b).map(|n| n == 1).unwrap_or(false) && b[0] != b'\n' {
-            first.push(b[0]);
-        }
-        let text = String::from_utf8_lossy(&first).into_owned();
-        let port = text
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first = String::new();
+            let _ = BufReader::new(out).read_line(&mut first);
+            let _ = tx.send(first);
+        });
+        let first = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_default()
+            .trim_end()
+            .to_string();
+        let port = first
             .split(" : ")
             .nth(1)
             .and_then(|r| r.split(' ').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "sslserver printed no port ({text:?}); log: {:?}",
-                    log.lock().unwrap()
-                )
-            });
-        Server { child, port, log }
+            .and_then(|p| p.parse().ok());
+        let Some(port) = port else {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            panic!(
+                "sslserver printed no port ({first:?}); log: {:?}",
+                log.lock().unwrap()
+            )
+        };
+        Server {
+            child,
+            port,
+            first,
+            ip: host.to_string(),
+            log,
+        }
     }
 
-    /// The log so far.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn addr(&self) -> String {
+        if self.ip.contains(':') {
+            format!("[{}]:{}", self.ip, self.port)
+        } else {
+            format!("{}:{}", self.ip, self.port)
+        }
+    }
+
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
 
-    /// Waits (up to 10 s) for a log line containing `needle`; returns it.
-    pub fn wait_log(&self, needle: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(10);
+    /// Waits (up to 15 s) until `n` log lines contain `needle`; returns them.
+    pub fn wait_lines(&self, needle: &str, n: usize) -> Vec<String> {
+        let end = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Some(l) = self.log().into_iter().find(|l| l.contains(needle)) {
-                return l;
+            let found: Vec<String> = self
+                .log()
+                .into_iter()
+                .filter(|l| l.contains(needle))
+                .collect();
+            if found.len() >= n {
+                return found;
             }
             assert!(
                 Instant::now() < end,
-                "no log line with {needle:?} within 10 s; log: {:#?}",
+                "not {n} log lines with {needle:?} within 15 s; log: {:#?}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
 
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+    /// The first log line containing `needle`, waited for up to 15 s.
+    pub fn wait_log(&self, needle: &str) -> String {
+        self.wait_lines(needle, 1).remove(0)
+    }
+
+    /// Log lines containing `needle` now.
+    pub fn count(&self, needle: &str) -> usize {
+        self.log().iter().filter(|l| l.contains(needle)).count()
     }
 }
 
