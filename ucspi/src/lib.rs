@@ -15,6 +15,7 @@ pub mod hostport;
 pub mod ident;
 pub mod lookup;
 pub mod msg;
+pub mod proxy;
 pub mod rules;
 
 // gcc's unwinder is linked in rather than loaded from libgcc_s.so at every start: one
