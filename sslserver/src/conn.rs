@@ -125,9 +125,11 @@ impl Service for Ssl {
             set_tcp_vars(env, conn, scratch);
             set_concurrency(c, env, from_ip);
         } else {
-            // `-E`: no TCP* variable at all (TCPCONCURRENCY, ours, included).
+            // `-E`: no TCP* variable at all (TCPCONCURRENCY and TCPCONNNUM, ours,
+            // included).
             unset_tcp_vars(env);
             env.unset(b"TCPCONCURRENCY");
+            env.unset(b"TCPCONNNUM");
             env.set(b"PROTO", b"TLS");
         }
     }

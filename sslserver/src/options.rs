@@ -8,12 +8,13 @@ use tcpserver::options::{self, Config, Flavour, Usage};
 use ucspi::fmt::scan_ulong;
 use ucspi::getopt::Opt;
 
-/// ucspi-ssl's usage line, with `-C` (ours, as tcpserver's) and `-I`'s argument added.
-pub const USAGE: &str = "sslserver [ -1346UXpPhHrRoOdDqQvVeEsSnNmzZ ] [ -c limit ] [ -C perip[:message] ] [ -y iprules.cdb ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -I interface ] [ -T ssltimeout ] [ -w progtimeout ] host port program";
+/// ucspi-ssl's usage line, with `-C`, `-L` and `-a` (ours, as tcpserver's) and `-I`'s
+/// argument added.
+pub const USAGE: &str = "sslserver [ -1346UXpPhHrRoOdDqQvVeEsSnNmzZa ] [ -c limit ] [ -C perip[:message] ] [ -y iprules.cdb ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -I interface ] [ -T ssltimeout ] [ -w progtimeout ] [ -L socket ] host port program";
 
 /// ucspi-ssl 0.13's letters, `-I` with its argument (it declares none and crashes), and
-/// tcpserver's `-C`.
-const SPEC: &str = "1346dDvVqQhHrRUXx:y:t:T:u:g:l:b:B:c:C:pPoOI:EeSsw:nNzZm";
+/// tcpserver's `-C`, `-L` and `-a`.
+const SPEC: &str = "1346dDvVqQhHrRUXx:y:t:T:u:g:l:b:B:c:C:pPoOI:EeSsw:nNzZmaL:";
 
 /// Client certificates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

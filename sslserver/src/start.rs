@@ -72,14 +72,14 @@ pub fn main(args: &[OsString]) -> ! {
         }
     };
     let relay = RelayIds::from_env(&c, &env);
-    let listener = listen::setup(&c, &msg);
+    let listeners = listen::setup(&c, &msg);
     if c.verbosity >= 2 {
         ctx.log_settings(std::process::id());
     }
     tcpserver::server::run(
         c,
         msg,
-        listener,
+        listeners,
         Ssl {
             opts: t,
             ctx,

@@ -1,9 +1,16 @@
 //! The per-connection child, top to bottom in djb's order: the `pid` line, IP options and
-//! Nagle, banner, the names (local, remote with the paranoid check, ident), the rule for
-//! the client, admission under the per-IP limit, the `ok`/`deny` line, then the
-//! connection on fds 0 and 1, default signals and an empty mask, and exec. The parent
-//! only counts each client's connections (and, without a rules file, applies the same
-//! admission before it forks: see [`over_limit`]).
+//! Nagle, (behind a load balancer, the PROXY header), banner, the names (local, remote
+//! with the paranoid check, ident), the rule for the client, admission under the per-IP
+//! limit, the `ok`/`deny` line, then the connection on fds 0 and 1, default signals and
+//! an empty mask, and exec. The parent only counts each client's connections (and,
+//! without a rules file, applies the same admission before it forks: see [`over_limit`]).
+//!
+//! A PROXY header is read only from a peer the admin trusts to send one: `-a` trusts
+//! every peer, and otherwise the rule for the peer's address alone (before DNS and
+//! ident, which would be the balancer's) must set `PROXY_PROTOCOL` to `v1`, `v2` or
+//! `any`. From then on the header's addresses are the connection's: DNS, the rules,
+//! `-C` and the variables are about the client; the balancer's own addresses go into
+//! `PROXYREMOTEIP`, `PROXYREMOTEPORT`, `PROXYLOCALIP` and `PROXYLOCALPORT`.
 //!
 //! sslserver admits a client through the same steps; only what follows admission (the
 //! TLS handshake and relay instead of exec) and the variables describing the connection
@@ -12,7 +19,8 @@
 use std::borrow::Cow;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
 use socket2::Socket;
@@ -24,9 +32,15 @@ use ucspi::exec::{pathexec, CStrArray};
 use ucspi::fmt::scan_ulong;
 use ucspi::lookup::{items, lookup, split_setting, Client, Item};
 use ucspi::msg::{Line, Msg, EXIT_TEMP, EXIT_USAGE};
+use ucspi::proxy::{self, Accept, Header};
 
+use crate::client_slots::ClientSlots;
 use crate::options::{Config, Flavour};
-use crate::rules_cache::RulesCache;
+use crate::rules_cache::{RulesCache, PROXY_SETTING};
+
+/// How long a trusted peer may take to send its PROXY header (a balancer sends it at
+/// once, in the connection's first segment).
+pub const PROXY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a server does with a connection once the child has admitted it; tcpserver's is
 /// [`Exec`]. Generic, so that tcpserver's path compiles to what it was before.
@@ -75,16 +89,29 @@ pub struct Admitted<'a> {
     pub remote: SocketAddr,
 }
 
-/// `TCPCONCURRENCY`: the client's connections, this one included, when a per-IP limit
-/// counts them.
+/// The client's connections, this one included: `TCPCONCURRENCY` when a per-IP limit
+/// counts them, `TCPCONNNUM` (s6-tcpserver's name) whenever they are counted.
 #[inline]
 pub fn set_concurrency(c: &Config, env: &mut Env, from_ip: u64) {
-    if c.per_ip > 0 {
-        env.set(
-            b"TCPCONCURRENCY",
-            ucspi::fmt::fmt_u64(&mut ucspi::fmt::itoa_buf(), from_ip),
-        );
+    if c.counts_clients() {
+        let mut buf = ucspi::fmt::itoa_buf();
+        let n = ucspi::fmt::fmt_u64(&mut buf, from_ip);
+        env.set(b"TCPCONNNUM", n);
+        if c.per_ip > 0 {
+            env.set(b"TCPCONCURRENCY", n);
+        }
     }
+}
+
+/// How the child learns how many connections its client has.
+pub struct Count<'a> {
+    /// As the parent counted them at accept, this one included (1 when not counted).
+    pub from_ip: u64,
+    /// Whether a PROXY header may come: `-a`, or a rule may trust the peer.
+    pub proxy: bool,
+    /// Under `proxy`: this child's slot in the table of client addresses, where it
+    /// counts its client instead of the parent.
+    pub slot: Option<(&'a ClientSlots, u32)>,
 }
 
 /// tcpserver's service: the program runs on the connection itself.
@@ -166,16 +193,16 @@ fn drop_rules(c: &Config, msg: &Msg, path: &std::path::Path, e: &io::Error) -> !
 /// ucspi-ssl's exit code for a rules file it cannot read.
 const EXIT_RULES: i32 = 110;
 
-/// Serves one connection; never returns. `from_ip` counts this client's connections,
-/// this one included, as the parent counted them at accept.
+/// Serves one connection; never returns. `count` says how many connections the client
+/// has, as the parent counted them at accept.
 pub fn serve<S: Service>(
     c: &Config,
     msg: &Msg,
     svc: &S,
     shared: &Shared,
     conn: Socket,
-    remote: SocketAddr,
-    from_ip: u64,
+    mut remote: SocketAddr,
+    count: Count<'_>,
 ) -> ! {
     svc.in_child(c, msg);
     let verbose = c.verbosity >= 2;
@@ -192,13 +219,7 @@ pub fn serve<S: Service>(
             .write();
     }
     socket_options(c, &conn, remote);
-    if !c.banner.is_empty() {
-        // One write of the banner, as djb's.
-        if let Err(e) = nix::unistd::write(&conn, &c.banner) {
-            drop_conn(msg, &[b"unable to print banner"], &e.into());
-        }
-    }
-    let local = match conn.local_addr().map(|a| a.as_socket()) {
+    let mut local = match conn.local_addr().map(|a| a.as_socket()) {
         Ok(Some(a)) => a,
         Ok(None) => drop_conn(
             msg,
@@ -207,6 +228,70 @@ pub fn serve<S: Service>(
         ),
         Err(e) => drop_conn(msg, &[b"unable to get local address"], &e),
     };
+    let mut from_ip = count.from_ip;
+    // The balancer's addresses, when a header named the client.
+    let mut balancer = None;
+    if count.proxy {
+        let header = match proxy_trust(c, shared, &remote_ip) {
+            Ok(Some(accept)) => {
+                let deadline = Instant::now() + PROXY_TIMEOUT;
+                match proxy::read_header(conn.as_fd(), accept, deadline) {
+                    Ok(h) => h,
+                    Err(e) => drop_proxy(msg, &remote_ip, e.what()),
+                }
+            }
+            Ok(None) if sends_header(&conn) => {
+                drop_proxy(msg, &remote_ip, "sent by a peer not trusted to send one")
+            }
+            Ok(None) => Header::Local(proxy::Version::V1),
+            Err(Untrusted::Setting) => drop_proxy(
+                msg,
+                &remote_ip,
+                "trusted by a rule with a bad PROXY_PROTOCOL",
+            ),
+            Err(Untrusted::Rules(e)) => match &c.rules {
+                Some(path) => drop_rules(c, msg, path, &e),
+                None => drop_conn(msg, &[b"unable to read rules"], &e),
+            },
+        };
+        if let Header::Proxied {
+            source,
+            destination,
+            ..
+        } = header
+        {
+            let peer = remote;
+            balancer = Some((remote, local));
+            remote = source;
+            local = destination;
+            remote_ip.clear();
+            ucspi::addr::ip_text(remote.ip(), &mut remote_ip);
+            if verbose {
+                Line::new()
+                    .push(msg.prog.as_bytes())
+                    .push(b": proxy ")
+                    .num(pid)
+                    .push(b" ")
+                    .push(&remote_ip)
+                    .push(b":")
+                    .num(remote.port().into())
+                    .push(b" via ")
+                    .ip(unmapped(peer.ip()))
+                    .push(b":")
+                    .num(peer.port().into())
+                    .write();
+            }
+        }
+        if let Some((slots, slot)) = count.slot {
+            from_ip = slots.claim(slot, unmapped(remote.ip()));
+        }
+    }
+    if !c.banner.is_empty() {
+        // One write of the banner, as djb's.
+        if let Err(e) = nix::unistd::write(&conn, &c.banner) {
+            drop_conn(msg, &[b"unable to print banner"], &e.into());
+        }
+    }
     let by_ip = match &c.ip_rules {
         None => None,
         Some(path) => match ip_rule(c, path, &remote_ip) {
@@ -222,12 +307,16 @@ pub fn serve<S: Service>(
         }
         exit(EXIT_USAGE);
     }
-    let names = Names::look_up(c, &shared.resolver, local, remote);
+    // No ident through a balancer: the client's identd could not reach us.
+    let names = Names::look_up(c, &shared.resolver, local, remote, balancer.is_none());
 
     let mut env = Env::overlay();
     // Never freed: the process execs or exits.
     let mut scratch = Vec::with_capacity(64);
     let connection = names.connection(local, remote);
+    if count.proxy {
+        set_proxy_vars(&mut env, balancer, &mut scratch);
+    }
     if !S::VARS_OVER_RULES {
         svc.set_vars(c, &mut env, &connection, from_ip, &mut scratch);
     }
@@ -280,6 +369,118 @@ pub fn serve<S: Service>(
         remote,
     };
     svc.serve(c, msg, shared, conn, env, &who)
+}
+
+/// Why a peer's PROXY header cannot be trusted.
+enum Untrusted {
+    /// The rules could not be read.
+    Rules(io::Error),
+    /// The peer's rule sets `PROXY_PROTOCOL` to a value that means nothing.
+    Setting,
+}
+
+/// Which PROXY headers the peer at `peer_ip` may send (`None`: none): all under `-a`;
+/// else as its rule by address alone sets `PROXY_PROTOCOL` (`v1`, `v2`, `any`; empty,
+/// `0`, `no` or `off`: none).
+fn proxy_trust(c: &Config, shared: &Shared, peer_ip: &[u8]) -> Result<Option<Accept>, Untrusted> {
+    if c.proxy_all {
+        return Ok(Some(Accept::Any));
+    }
+    let Some(path) = &c.rules else {
+        return Ok(None);
+    };
+    let Some(bytes) = rules_cdb(c, shared, path).map_err(Untrusted::Rules)? else {
+        return Ok(None);
+    };
+    let client = Client {
+        ip: peer_ip,
+        host: None,
+        info: None,
+    };
+    let cdb = bytes.cdb();
+    let mut key = Vec::with_capacity(64);
+    let data = lookup(&cdb, &client, &mut key)
+        .map_err(Untrusted::Rules)?
+        .unwrap_or_default();
+    let mut trust = None;
+    for item in items(data) {
+        if let Item::Set(s) = item {
+            if let Some((name, value)) = split_setting(s) {
+                if name == PROXY_SETTING {
+                    trust = match value {
+                        b"v1" => Some(Accept::V1),
+                        b"v2" => Some(Accept::V2),
+                        b"any" => Some(Accept::Any),
+                        b"" | b"0" | b"no" | b"off" => None,
+                        _ => return Err(Untrusted::Setting),
+                    };
+                }
+            }
+        }
+    }
+    Ok(trust)
+}
+
+/// Whether an untrusted peer's first bytes, already here, begin a PROXY header: such a
+/// connection is dropped rather than handing the program a header it would take for
+/// data. Looks without waiting, so a client that waits for the server costs nothing.
+fn sends_header(conn: &Socket) -> bool {
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 16];
+    match conn.recv_with_flags(&mut buf, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
+        Ok(n) if n > 0 => {
+            // SAFETY: recv initialised the first n bytes.
+            let got: Vec<u8> = buf[..n]
+                .iter()
+                .map(|b| unsafe { b.assume_init() })
+                .collect();
+            proxy::looks_like_header(&got)
+        }
+        _ => false,
+    }
+}
+
+/// A PROXY header refused: a warning naming the peer and why, and no program.
+fn drop_proxy(msg: &Msg, peer_ip: &[u8], why: &str) -> ! {
+    msg.warn(&[
+        b"dropping connection, PROXY header from ",
+        peer_ip,
+        b": ",
+        why.as_bytes(),
+    ]);
+    exit(EXIT_USAGE)
+}
+
+/// The balancer's addresses, when a PROXY header named the client; removed otherwise,
+/// so that a value from the server's own environment never passes for one.
+fn set_proxy_vars(
+    env: &mut Env,
+    balancer: Option<(SocketAddr, SocketAddr)>,
+    scratch: &mut Vec<u8>,
+) {
+    let Some((remote, local)) = balancer else {
+        for name in [
+            &b"PROXYREMOTEIP"[..],
+            b"PROXYREMOTEPORT",
+            b"PROXYLOCALIP",
+            b"PROXYLOCALPORT",
+        ] {
+            env.unset(name);
+        }
+        return;
+    };
+    let mut port = ucspi::fmt::itoa_buf();
+    for (ip_name, port_name, addr) in [
+        (&b"PROXYREMOTEIP"[..], &b"PROXYREMOTEPORT"[..], remote),
+        (b"PROXYLOCALIP", b"PROXYLOCALPORT", local),
+    ] {
+        scratch.clear();
+        ucspi::addr::ip_text(unmapped(addr.ip()), scratch);
+        env.set(ip_name, scratch);
+        env.set(
+            port_name,
+            ucspi::fmt::fmt_u64(&mut port, u64::from(addr.port())),
+        );
+    }
 }
 
 /// The rules cdb's bytes: the parent's copy, or the file opened here (`None`: no file,
@@ -371,7 +572,13 @@ struct Names<'c> {
 
 impl<'c> Names<'c> {
     #[inline]
-    fn look_up(c: &'c Config, res: &Resolver, local: SocketAddr, remote: SocketAddr) -> Self {
+    fn look_up(
+        c: &'c Config,
+        res: &Resolver,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ident: bool,
+    ) -> Self {
         let local_host = match &c.local_name {
             Some(n) => Some(Cow::Borrowed(&n[..])),
             None => res
@@ -389,7 +596,7 @@ impl<'c> Names<'c> {
         } else {
             None
         };
-        let remote_info = if c.remote_info {
+        let remote_info = if c.remote_info && ident {
             ucspi::ident::query(local, remote, Duration::from_secs(c.timeout))
         } else {
             None

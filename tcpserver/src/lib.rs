@@ -2,6 +2,8 @@
 //! its concurrency limits, and the per-connection child.
 
 pub mod child;
+pub mod client_slots;
+pub mod inherited;
 pub mod listen;
 pub mod options;
 pub mod rules_cache;

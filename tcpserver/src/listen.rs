@@ -72,66 +72,54 @@ fn address(c: &Config, msg: &Msg) -> (SocketAddr, bool) {
     (addr, bind.v6only)
 }
 
-/// Everything djb's main does before the accept loop. Returns the listening socket (non-
-/// blocking, close-on-exec, never fd 0 or 1).
+/// Everything djb's main does before the accept loop. Returns the listening sockets
+/// (non-blocking, close-on-exec, never fd 0 or 1): the inherited ones
+/// ([`crate::inherited`]) or the one bound to the host and port arguments.
 ///
 /// sslserver's server keeps its privileges, as ucspi-ssl's does, so that it can read a
 /// renewed key that only root may read; `-u` and `-g` apply to its children.
-pub fn setup(c: &Config, msg: &Msg) -> Socket {
-    let (addr, v6only) = address(c, msg);
-    let sock = match Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None) {
-        Ok(s) => s,
-        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to create socket"], &e),
+pub fn setup(c: &Config, msg: &Msg) -> Vec<Socket> {
+    let socks = match crate::inherited::take(c, msg) {
+        Some(socks) => socks,
+        None => vec![bind(c, msg)],
     };
-    let _ = sock.set_reuse_address(true);
-    if addr.is_ipv6() {
-        let _ = sock.set_only_v6(v6only);
-    }
-    if let Err(e) = sock.bind(&addr.into()) {
-        msg.fatal_sys(EXIT_TEMP, &[b"unable to bind"], &e)
-    }
-    let local = match sock.local_addr().map(|a| a.as_socket()) {
-        Ok(Some(a)) => a,
-        Ok(None) => msg.fatal_sys(
-            EXIT_TEMP,
-            &[b"unable to get local address"],
-            &io::Error::from_raw_os_error(libc::EAFNOSUPPORT),
-        ),
-        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to get local address"], &e),
-    };
-    if let Err(e) = sock.listen(c.backlog) {
-        msg.fatal_sys(EXIT_TEMP, &[b"unable to listen"], &e)
-    }
     if c.flavour == Flavour::Tcp {
         drop_privileges(c, msg);
     }
     if c.print_port {
         let mut line = Line::new();
-        if c.flavour == Flavour::Ssl {
-            // ucspi-ssl's form, with the port bound (its own prints the argument).
-            line.ip(local.ip())
-                .push(b" : ")
-                .num(u64::from(local.port()))
-                .push(b" [")
-                .num(c.limit)
-                .push(b"/")
-                .num(c.per_ip)
-                .push(b"]\n");
-        } else {
-            line.num(u64::from(local.port())).push(b"\n");
+        for sock in &socks {
+            let local = local_address(sock, msg);
+            if c.flavour == Flavour::Ssl {
+                // ucspi-ssl's form, with the port bound (its own prints the argument).
+                line.ip(local.ip())
+                    .push(b" : ")
+                    .num(u64::from(local.port()))
+                    .push(b" [")
+                    .num(c.limit)
+                    .push(b"/")
+                    .num(c.per_ip)
+                    .push(b"]\n");
+            } else {
+                line.num(u64::from(local.port())).push(b"\n");
+            }
         }
         let _ = ucspi::fd::write_all(io::stdout(), line.as_bytes());
     }
-    // The server keeps fds 0 and 1 closed, as djb's; keep the listener above them (std's
+    // The server keeps fds 0 and 1 closed, as djb's; keep the listeners above them (std's
     // try_clone duplicates to 3 or more, close-on-exec).
-    let sock = if sock.as_raw_fd() <= 1 {
-        match OwnedFd::from(sock).try_clone() {
-            Ok(fd) => Socket::from(fd),
-            Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to create socket"], &e),
-        }
-    } else {
-        sock
-    };
+    let socks = socks
+        .into_iter()
+        .map(|sock| {
+            if sock.as_raw_fd() > 1 {
+                return sock;
+            }
+            match OwnedFd::from(sock).try_clone() {
+                Ok(fd) => Socket::from(fd),
+                Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to create socket"], &e),
+            }
+        })
+        .collect();
     let _ = nix::unistd::close(0);
     let _ = nix::unistd::close(1);
     if c.flavour == Flavour::Ssl {
@@ -151,7 +139,40 @@ pub fn setup(c: &Config, msg: &Msg) -> Socket {
             std::mem::forget(w);
         }
     }
+    socks
+}
+
+/// The socket of the host and port arguments, bound and listening.
+fn bind(c: &Config, msg: &Msg) -> Socket {
+    let (addr, v6only) = address(c, msg);
+    let sock = match Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None) {
+        Ok(s) => s,
+        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to create socket"], &e),
+    };
+    let _ = sock.set_reuse_address(true);
+    if addr.is_ipv6() {
+        let _ = sock.set_only_v6(v6only);
+    }
+    if let Err(e) = sock.bind(&addr.into()) {
+        msg.fatal_sys(EXIT_TEMP, &[b"unable to bind"], &e)
+    }
+    local_address(&sock, msg);
+    if let Err(e) = sock.listen(c.backlog) {
+        msg.fatal_sys(EXIT_TEMP, &[b"unable to listen"], &e)
+    }
     sock
+}
+
+fn local_address(sock: &Socket, msg: &Msg) -> SocketAddr {
+    match sock.local_addr().map(|a| a.as_socket()) {
+        Ok(Some(a)) => a,
+        Ok(None) => msg.fatal_sys(
+            EXIT_TEMP,
+            &[b"unable to get local address"],
+            &io::Error::from_raw_os_error(libc::EAFNOSUPPORT),
+        ),
+        Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"unable to get local address"], &e),
+    }
 }
 
 /// `-g` and `-u`: the server gives up root once it listens (djb's tcpserver).

@@ -14,6 +14,6 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
         quiet: config.verbosity == 0,
     };
     tcpserver::server::set_up_signals();
-    let listener = tcpserver::listen::setup(&config, &msg);
-    tcpserver::server::run(config, msg, listener, tcpserver::child::Exec)
+    let listeners = tcpserver::listen::setup(&config, &msg);
+    tcpserver::server::run(config, msg, listeners, tcpserver::child::Exec)
 }

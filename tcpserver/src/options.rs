@@ -12,10 +12,10 @@ use ucspi::getopt::{self, Opt};
 use ucspi::msg::{write_line, EXIT_USAGE};
 
 /// djb's usage line, unchanged so that scripts and log scanners see the same text; the
-/// added options (`-4`, `-6`, `-C`) are documented in the man page.
+/// added options (`-4`, `-6`, `-C`, `-I`, `-L`, `-a`) are documented in the man page.
 pub const USAGE: &str = "tcpserver [ -1UXpPhHrRoOdDqQv ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] host port program";
 
-const SPEC: &str = "461UXpPhHrRoOdDqQvc:C:x:B:g:u:b:l:t:I:";
+const SPEC: &str = "461UXpPhHrRoOdDqQvac:C:x:B:g:u:b:l:t:I:L:";
 
 /// The default listen backlog: large, so that a burst the `-c` limit serves later waits in
 /// the kernel queue (the kernel caps it at net.core.somaxconn). djb's default is 20.
@@ -80,6 +80,11 @@ pub struct Config {
     pub interface: Option<Vec<u8>>,
     pub host: Vec<u8>,
     pub port: Vec<u8>,
+    /// `-L`: inherited listening sockets, each a descriptor number or a name in
+    /// `LISTEN_FDNAMES` (see [`crate::inherited`]).
+    pub inherit: Vec<Vec<u8>>,
+    /// `-a`: every peer sends a PROXY protocol header (v1 or v2) first.
+    pub proxy_all: bool,
     /// The program and its arguments, NUL-terminated for execve.
     pub argv: Vec<CString>,
 }
@@ -111,8 +116,20 @@ impl Default for Config {
             interface: None,
             host: Vec::new(),
             port: Vec::new(),
+            inherit: Vec::new(),
+            proxy_all: false,
             argv: Vec::new(),
         }
+    }
+}
+
+impl Config {
+    /// Whether the server counts each client address's connections: for `-C`, for the
+    /// rules' `MAXCONIP`, and behind a balancer (`-a`); they are then in `TCPCONNNUM`
+    /// and in SIGUSR1's list. Without any of these nothing is counted, which costs the
+    /// parent nothing per connection.
+    pub fn counts_clients(&self) -> bool {
+        self.per_ip > 0 || self.rules.is_some() || self.proxy_all
     }
 }
 
@@ -193,6 +210,7 @@ pub fn parse_as(
                 b'Q' => c.verbosity = 1,
                 b'v' => c.verbosity = 2,
                 b'V' => c.verbosity = 3,
+                b'a' => c.proxy_all = true,
                 _ if extra(&o) => {}
                 _ => unreachable!("flag not in SPEC"),
             },
@@ -222,6 +240,7 @@ pub fn parse_as(
                 b'l' => c.local_name = Some(v.as_bytes().to_vec()),
                 b't' => c.timeout = num(v),
                 b'I' => c.interface = Some(v.as_bytes().to_vec()),
+                b'L' => c.inherit.push(v.as_bytes().to_vec()),
                 _ if extra(&o) => {}
                 _ => unreachable!("option not in SPEC"),
             },

@@ -19,17 +19,28 @@ use ucspi::fileid::{of_metadata as identity, Identity};
 /// Largest rules file kept in the parent.
 pub const MAX_CACHED: u64 = 1 << 20;
 
+/// What a rule says to trust a peer's PROXY header (see `child::proxy_trust`).
+pub const PROXY_SETTING: &[u8] = b"PROXY_PROTOCOL";
+
 #[derive(Default)]
 pub struct RulesCache {
+    /// The file last read, whether or not its bytes were kept.
     id: Option<Identity>,
+    cached: bool,
     bytes: Vec<u8>,
+    /// Whether any rule may name [`PROXY_SETTING`]: only then does a child look its peer
+    /// up by address before reading anything.
+    proxy: bool,
 }
 
 impl RulesCache {
     /// Brings the copy up to date with the file at `p`.
     pub fn refresh(&mut self, p: &Path) {
         let Ok(meta) = std::fs::metadata(p) else {
+            // No file: no rule trusts anyone.
             self.id = None;
+            self.cached = false;
+            self.proxy = false;
             return;
         };
         let id = identity(&meta);
@@ -37,28 +48,46 @@ impl RulesCache {
             return;
         }
         self.id = None;
+        self.cached = false;
+        // Until the file is read here, the child must look for itself.
+        self.proxy = true;
         self.bytes.clear();
-        if !meta.is_file() || meta.size() > MAX_CACHED {
+        if !meta.is_file() {
             return;
         }
         let Ok(mut f) = std::fs::File::open(p) else {
             return;
         };
         if f.read_to_end(&mut self.bytes).is_err() {
+            self.bytes.clear();
             return;
         }
-        // Keep the copy only if it is the file that was stat'ed, unchanged meanwhile.
+        // Use what was read only if it is the file that was stat'ed, unchanged meanwhile.
         if let Ok(m) = f.metadata() {
             if identity(&m) == id && self.bytes.len() as u64 == m.size() {
-                self.bytes.shrink_to_fit();
+                self.proxy = self
+                    .bytes
+                    .windows(PROXY_SETTING.len())
+                    .any(|w| w == PROXY_SETTING);
                 self.id = Some(id);
+                self.cached = m.size() <= MAX_CACHED;
             }
         }
+        if !self.cached {
+            self.bytes = Vec::new();
+        }
+        self.bytes.shrink_to_fit();
     }
 
     /// The current bytes, if the copy is valid.
     pub fn bytes(&self) -> Option<&[u8]> {
-        self.id.map(|_| &self.bytes[..])
+        self.cached.then_some(&self.bytes[..])
+    }
+
+    /// Whether some rule of the current file may trust a PROXY header; true when the
+    /// file exists but could not be read here, so that the child looks for itself.
+    pub fn may_trust_proxy(&self) -> bool {
+        self.proxy
     }
 }
 
@@ -83,6 +112,14 @@ mod tests {
         std::fs::rename(&tmp, &f).unwrap();
         c.refresh(&path);
         assert_eq!(c.bytes(), Some(&b"two!"[..]));
+        assert!(!c.may_trust_proxy());
+        std::fs::write(&tmp, b"..PROXY_PROTOCOL=v2..").unwrap();
+        std::fs::rename(&tmp, &f).unwrap();
+        c.refresh(&path);
+        assert!(c.may_trust_proxy());
+        std::fs::write(&tmp, b"two!").unwrap();
+        std::fs::rename(&tmp, &f).unwrap();
+        c.refresh(&path);
         std::fs::remove_file(&f).unwrap();
         c.refresh(&path);
         assert_eq!(c.bytes(), None);

@@ -1,5 +1,5 @@
-//! The parent: signals, the accept loop with the `-c` and `-C` limits, reaping and the
-//! `status`/`end` log lines.
+//! The parent: signals, the accept loop over one or more listeners with the `-c` and
+//! `-C` limits, reaping, the `status`/`end` log lines, and SIGUSR1's list of clients.
 //!
 //! SIGCHLD stays blocked except inside ppoll/sigsuspend, which unblock it atomically, so
 //! a child's exit always wakes the loop and the reaping runs in normal context (its
@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
@@ -21,12 +21,18 @@ use ucspi::addr::unmapped;
 use ucspi::msg::{Line, Msg};
 
 use crate::child::{self, Service, Shared};
+use crate::client_slots::ClientSlots;
 use crate::options::{Config, Flavour};
 
 static CHILD_EXITED: AtomicBool = AtomicBool::new(false);
+static LIST_ASKED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigchld(_: libc::c_int) {
     CHILD_EXITED.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_sigusr1(_: libc::c_int) {
+    LIST_ASKED.store(true, Ordering::SeqCst);
 }
 
 extern "C" fn on_sigterm(_: libc::c_int) {
@@ -36,7 +42,8 @@ extern "C" fn on_sigterm(_: libc::c_int) {
 }
 
 /// SIGCHLD blocked (it is let in only by ppoll and sigsuspend) and caught into a flag,
-/// SIGTERM an immediate exit, SIGPIPE ignored.
+/// SIGUSR1 caught into a flag (the list of clients), SIGTERM an immediate exit, SIGPIPE
+/// ignored. A caught signal is back to its default in the program after exec.
 ///
 /// Plain sigaction, not signal-hook: its handler looks each signal's actions up in a
 /// registry, which cost the parent 413 instead of 405 instructions per connection (one
@@ -55,6 +62,7 @@ pub fn set_up_signals() {
     };
     catch(Signal::SIGCHLD, SigHandler::Handler(on_sigchld));
     catch(Signal::SIGTERM, SigHandler::Handler(on_sigterm));
+    catch(Signal::SIGUSR1, SigHandler::Handler(on_sigusr1));
     catch(Signal::SIGPIPE, SigHandler::SigIgn);
 }
 
@@ -62,7 +70,7 @@ pub fn set_up_signals() {
 /// attacker-chosen keys beyond client addresses, and SipHash cost more per accept than
 /// the rest of the parent's work together.
 #[derive(Default)]
-struct FastHasher(u64);
+pub(crate) struct FastHasher(u64);
 
 impl Hasher for FastHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -81,7 +89,7 @@ impl Hasher for FastHasher {
     }
 }
 
-type Fast<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+pub(crate) type Fast<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 struct Parent {
     verbose: bool,
@@ -90,10 +98,13 @@ struct Parent {
     /// The per-IP limit, which ucspi-ssl's status line shows.
     per_ip: u64,
     children: u64,
-    /// Per-client-IP counts, kept only when `-C` or rules (`MAXCONIP`) can use them.
+    /// Per-client-IP counts, kept only when `-C`, rules (`MAXCONIP`) or PROXY headers
+    /// can use them ([`Config::counts_clients`]).
     track_ips: bool,
     by_pid: Fast<libc::pid_t, IpAddr>,
     by_ip: Fast<IpAddr, u64>,
+    /// The client address of each child that may read a PROXY header, made at the first.
+    slots: Option<ClientSlots>,
     line: Line,
 }
 
@@ -137,6 +148,9 @@ impl Parent {
                     .write();
             }
             self.children = self.children.saturating_sub(1);
+            if let Some(s) = &mut self.slots {
+                s.ended(pid);
+            }
             if self.track_ips {
                 if let Some(ip) = self.by_pid.remove(&pid) {
                     if let Some(n) = self.by_ip.get_mut(&ip) {
@@ -163,11 +177,86 @@ impl Parent {
     }
 
     #[inline]
-    fn started(&mut self, pid: libc::pid_t, ip: IpAddr) {
+    fn started(&mut self, pid: libc::pid_t, ip: IpAddr, slot: Option<u32>) {
         if self.track_ips {
             self.by_pid.insert(pid, ip);
             *self.by_ip.entry(ip).or_insert(0) += 1;
         }
+        if let (Some(s), Some(slot)) = (&mut self.slots, slot) {
+            s.started(pid, slot);
+        }
+    }
+
+    /// A slot for a child that may read a PROXY header (the table is made at the first).
+    fn slot(&mut self) -> Option<u32> {
+        if self.slots.is_none() {
+            self.slots = ClientSlots::new(self.limit);
+        }
+        self.slots.as_mut()?.take()
+    }
+
+    /// Live connections per client address, busiest first (the header's client for a
+    /// child that read one): empty when addresses are not counted.
+    fn clients(&self) -> Vec<(IpAddr, u64)> {
+        let mut n: Fast<IpAddr, u64> = Fast::default();
+        for (pid, ip) in &self.by_pid {
+            let ip = self
+                .slots
+                .as_ref()
+                .and_then(|s| s.address_of(*pid))
+                .unwrap_or(*ip);
+            *n.entry(ip).or_insert(0) += 1;
+        }
+        let mut v: Vec<_> = n.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    /// SIGUSR1: a line per client address with its live connections, then a summary;
+    /// logged whatever `-q` or `-v` say, since someone asked for it.
+    fn list_clients(&mut self) {
+        let prog = self.flavour.prog().as_bytes();
+        let clients = self.clients();
+        for (ip, n) in &clients {
+            self.line
+                .push(prog)
+                .push(b": client ")
+                .ip(*ip)
+                .push(b" ")
+                .num(*n)
+                .write();
+        }
+        self.line.push(prog).push(b": clients: ");
+        if self.track_ips {
+            self.line.num(clients.len() as u64).push(b" addresses, ");
+        } else {
+            self.line.push(b"addresses not counted, ");
+        }
+        self.line
+            .num(self.children)
+            .push(b"/")
+            .num(self.limit)
+            .push(b" connections")
+            .write();
+    }
+
+    /// `-v`: the connection that took the last slot of `-c`, and the busiest address then,
+    /// so that a full `status` line can be explained from the log alone.
+    #[cold]
+    fn full(&mut self, ip: IpAddr) {
+        let busiest = self.clients().first().copied();
+        self.line
+            .push(self.flavour.prog().as_bytes())
+            .push(b": limit ")
+            .num(self.children)
+            .push(b"/")
+            .num(self.limit)
+            .push(b" reached by ")
+            .ip(ip);
+        if let Some((top, n)) = busiest {
+            self.line.push(b", busiest ").ip(top).push(b" ").num(n);
+        }
+        self.line.write();
     }
 }
 
@@ -184,8 +273,9 @@ fn pause(ms: i64) {
 }
 
 /// Runs the server; never returns (SIGTERM exits 0 from its handler). `svc` serves each
-/// admitted connection; `listener` is the bound socket ([`crate::listen::setup`]).
-pub fn run<S: Service>(c: Config, msg: Msg, listener: socket2::Socket, mut svc: S) -> ! {
+/// admitted connection; `listeners` are the listening sockets ([`crate::listen::setup`]),
+/// served by one loop.
+pub fn run<S: Service>(c: Config, msg: Msg, listeners: Vec<socket2::Socket>, mut svc: S) -> ! {
     let mut shared = Shared::from_process();
     let mut p = Parent {
         verbose: c.verbosity >= 2,
@@ -193,30 +283,46 @@ pub fn run<S: Service>(c: Config, msg: Msg, listener: socket2::Socket, mut svc: 
         limit: c.limit,
         per_ip: c.per_ip,
         children: 0,
-        track_ips: c.per_ip > 0 || c.rules.is_some(),
+        track_ips: c.counts_clients(),
         by_pid: Fast::default(),
         by_ip: Fast::default(),
+        slots: None,
         line: Line::new(),
     };
     p.status();
     let empty = SigSet::empty();
     let mut out_of_fds = false;
+    let mut pfds: Vec<PollFd> = listeners
+        .iter()
+        .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN))
+        .collect();
+    // Where the next search for a ready listener starts, so that a busy one cannot keep
+    // the others waiting.
+    let mut next = 0;
     loop {
         if CHILD_EXITED.swap(false, Ordering::SeqCst) {
             p.reap();
+        }
+        if LIST_ASKED.swap(false, Ordering::SeqCst) {
+            p.list_clients();
         }
         if p.children >= p.limit {
             let _ = empty.suspend();
             continue;
         }
-        let mut pfd = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-        let polled = ppoll(&mut pfd, None, Some(empty));
+        let polled = ppoll(&mut pfds, None, Some(empty));
         if matches!(polled, Ok(0) | Err(Errno::EINTR)) {
             continue;
         }
+        let n = pfds.len();
+        let i = (0..n)
+            .map(|k| (next + k) % n)
+            .find(|&i| pfds[i].any() != Some(false))
+            .unwrap_or(next % n);
+        next = i + 1;
         // Any other poll failure (EINVAL once RLIMIT_NOFILE is 0) falls through to accept,
         // which reports the real shortage; the back-off below keeps the loop from spinning.
-        let (conn, addr) = match listener.accept() {
+        let (conn, addr) = match listeners[i].accept() {
             Ok(x) => x,
             Err(e) => {
                 if matches!(
@@ -240,26 +346,49 @@ pub fn run<S: Service>(c: Config, msg: Msg, listener: socket2::Socket, mut svc: 
         };
         let ip = unmapped(remote.ip());
         let from_ip = p.count(ip);
-        match &c.rules {
-            None if c.per_ip > 0 && child::over_limit(&c, &conn, ip, from_ip, c.per_ip, true) => {
-                continue
-            }
-            None => {}
-            Some(r) => shared.rules.refresh(r),
+        if let Some(r) = &c.rules {
+            shared.rules.refresh(r);
         }
+        // A peer that may send a PROXY header is counted by the child, which alone
+        // learns the client's address.
+        let proxy = c.proxy_all || (c.rules.is_some() && shared.rules.may_trust_proxy());
+        if !proxy
+            && c.rules.is_none()
+            && c.per_ip > 0
+            && child::over_limit(&c, &conn, ip, from_ip, c.per_ip, true)
+        {
+            continue;
+        }
+        let slot = if proxy { p.slot() } else { None };
         svc.before_fork();
         p.children += 1;
         p.status();
         // SAFETY: the parent is single-threaded, so the child may do anything.
         match unsafe { nix::unistd::fork() } {
             Ok(ForkResult::Child) => {
-                // The child does not accept.
-                drop(listener);
-                child::serve(&c, &msg, &svc, &shared, conn, remote, from_ip)
+                // The child does not accept. Closed by number: `pfds` borrows the
+                // listeners, and the child never returns to drop them.
+                for l in &listeners {
+                    let _ = nix::unistd::close(l.as_raw_fd());
+                }
+                let count = child::Count {
+                    from_ip,
+                    proxy,
+                    slot: slot.and_then(|s| Some((p.slots.as_ref()?, s))),
+                };
+                child::serve(&c, &msg, &svc, &shared, conn, remote, count)
             }
-            Ok(ForkResult::Parent { child }) => p.started(child.as_raw(), ip),
+            Ok(ForkResult::Parent { child }) => {
+                p.started(child.as_raw(), ip, slot);
+                if p.verbose && p.children == p.limit {
+                    p.full(ip);
+                }
+            }
             Err(e) => {
                 msg.warn_sys(&[b"dropping connection, unable to fork"], &e.into());
+                if let (Some(s), Some(slot)) = (&mut p.slots, slot) {
+                    s.put_back(slot);
+                }
                 p.children -= 1;
                 p.status();
                 pause(100);
