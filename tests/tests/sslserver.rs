@@ -1762,7 +1762,7 @@ fn relay_and_program_ids_and_both_ways_of_starting_it() {
     let show = "id -u; id -g; grep -E '^(Uid|Gid):' /proc/$PPID/status; \
                 if cat /proc/$PPID/mem >/dev/null 2>&1 || cat /proc/$PPID/environ >/dev/null 2>&1; \
                 then echo relay=readable; else echo relay=closed; fi; \
-                echo proto=$SSL_PROTOCOL; ls /proc/$$/fd | tr '\\n' ' '; echo";
+                echo proto=$SSL_PROTOCOL; echo fds:; ls /proc/$$/fd";
     for (extra, prog_ids, relay_uid) in [
         (vec![], ("1", "1"), "1"),
         (
@@ -1788,7 +1788,14 @@ fn relay_and_program_ids_and_both_ways_of_starting_it() {
         );
         assert!(out.contains("proto=TLSv1."), "{extra:?}: {out}");
         assert!(out.contains("relay=closed"), "{extra:?}: {out}");
-        let fds: Vec<&str> = lines.last().unwrap().split_whitespace().collect();
+        // One per line, and not through a pipe: the shell would hold the pipe's ends
+        // while ls reads its descriptors.
+        let fds: Vec<&str> = lines
+            .iter()
+            .skip_while(|l| **l != "fds:")
+            .skip(1)
+            .copied()
+            .collect();
         let before = inherited_fds();
         let extra_fds: Vec<&&str> = fds
             .iter()
