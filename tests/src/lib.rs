@@ -376,6 +376,35 @@ pub fn tcp_service(
     addr
 }
 
+/// Whether this machine has an IPv6 loopback (`[::1]` can be bound), which the dual-stack
+/// tests need. When it has none, says so on stderr (past the test harness's capture, so
+/// that the skip is seen) and `test` should return at once: skipped, not failed.
+pub fn ipv6_loopback(test: &str) -> bool {
+    match std::net::TcpListener::bind("[::1]:0") {
+        Ok(_) => true,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: skipped: no IPv6 loopback on this machine (cannot bind [::1]: {e})"
+            );
+            false
+        }
+    }
+}
+
+/// Whether `port` is listened on by an IPv6 socket and by no IPv4 one (/proc/net), so that
+/// an IPv4 client of it can only arrive v4-mapped (`::ffff:a.b.c.d`).
+pub fn dual_stack_only(port: u16) -> bool {
+    let listening = |table: &str| {
+        let text = std::fs::read_to_string(format!("/proc/net/{table}")).unwrap_or_default();
+        text.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&format!(":{port:04X}")) && f[3] == "0A"
+        })
+    };
+    listening("tcp6") && !listening("tcp")
+}
+
 /// Fails the test unless it runs as root, saying why root is needed.
 pub fn need_root(why: &str) {
     // SAFETY: plain id query.

@@ -1807,3 +1807,304 @@ fn relay_and_program_ids_and_both_ways_of_starting_it() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// IPv4 clients on a dual-stack socket (project issue 13). On host `::` or `:0` one IPv6
+// socket takes both families, so an IPv4 client arrives as `::ffff:a.b.c.d`; every IPv4
+// rule form, under `-x` and under `-y`, must still match it, or a deny written for its
+// address would be escaped. Each deny has a positive control: the same server with a rule
+// of the same form that does not match serves the client.
+
+/// The dual-stack hosts: `::` and `:0` both bind one socket with IPV6_V6ONLY off.
+const DUAL: [&str; 2] = ["::", ":0"];
+
+/// sslserver with the localhost certificate on the dual-stack `host`, checked to be one
+/// IPv6 socket; its `addr()` is then 127.0.0.1, so every client of it arrives mapped.
+fn start_dual(
+    pki: &Pki,
+    extra: &[(&str, &str)],
+    args: &[&str],
+    host: &str,
+    program: &[&str],
+) -> Server {
+    let env = server_env(pki);
+    let mut e = refs(&env);
+    e.extend_from_slice(extra);
+    let mut s = Server::start(&e, args, host, program);
+    assert!(
+        blackbox::dual_stack_only(s.port),
+        "{host}: port {} is not one dual-stack IPv6 socket",
+        s.port
+    );
+    s.ip = "127.0.0.1".into();
+    s
+}
+
+/// The same server's address for an IPv6 client.
+fn v6_addr(s: &Server) -> String {
+    format!("[::1]:{}", s.port)
+}
+
+/// A program that leaves `marker` when it runs, then prints its environment.
+fn marking_env(marker: &Path) -> Vec<String> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!("touch '{}'; env", marker.display()),
+    ]
+}
+
+/// The `n`th connection's `ok`/`deny` line (waited for, up to 15 s), asserted to be
+/// `verdict` and to name 127.0.0.1 at both ends in IPv4 form; no line of the log may name
+/// a `::ffff:` address.
+fn names_the_ipv4_client(s: &Server, n: usize, verdict: &str, what: &str) -> String {
+    let end = Instant::now() + Duration::from_secs(15);
+    let line = loop {
+        let lines: Vec<String> = s
+            .log()
+            .into_iter()
+            .filter(|l| l.starts_with("sslserver: ok ") || l.starts_with("sslserver: deny "))
+            .collect();
+        if let Some(l) = lines.into_iter().nth(n - 1) {
+            break l;
+        }
+        assert!(
+            Instant::now() < end,
+            "{what}: no ok/deny line for connection {n} within 15 s: {:#?}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(
+        line.starts_with(&format!("sslserver: {verdict} ")),
+        "{what}: connection {n} not {verdict}: {line}"
+    );
+    assert!(
+        line.contains(" 0:127.0.0.1:") && line.contains(" :127.0.0.1::"),
+        "{what}: {line}"
+    );
+    assert!(
+        s.log()
+            .iter()
+            .all(|l| !l.to_ascii_lowercase().contains("ffff")),
+        "{what}: a mapped address in the log: {:#?}",
+        s.log()
+    );
+    line
+}
+
+/// `rule` (one IPv4 rule form, denying) in `-x` and in `-y` refuses 127.0.0.1 arriving
+/// mapped on each dual-stack host: no TLS byte, the program never ran, a `deny` line for
+/// 127.0.0.1; IPv6 clients of the same server are served. `miss` (the same form for
+/// other addresses) lets the client in, with TCPREMOTEIP and SSLREMOTEIP 127.0.0.1.
+fn ssl_mapped_client_is_denied_by(pki: &Pki, rule: &str, miss: &str) {
+    let d = TempDir::new("ssl-mapped");
+    let marker = d.join("ran");
+    let program = marking_env(&marker);
+    let program = strs(&program);
+    let deny = rules(&d, "deny.cdb", &format!("{rule}\n"));
+    let other = rules(&d, "miss.cdb", &format!("{miss}\n"));
+    for host in DUAL {
+        for opt in ["-x", "-y"] {
+            let what = format!("{opt} {rule:?} on {host:?}");
+            // -T 2: a client wrongly admitted is dropped soon, and its ok line says so.
+            let s = start_dual(pki, &[], &["-vHl0", "-T2", opt, &deny], host, &program);
+            assert_eq!(
+                raw(&s.addr(), b"").0,
+                b"",
+                "{what}: a denied client gets no TLS byte"
+            );
+            names_the_ipv4_client(&s, 1, "deny", &what);
+            let ended = s.wait_log("ended by");
+            assert!(ended.ends_with(" status 25600"), "{what}: {ended}");
+            assert!(
+                !marker.exists(),
+                "{what}: the program ran for a denied client"
+            );
+            // The rule is IPv4's: an IPv6 client is served.
+            let mut c = s_client(&v6_addr(&s), &["-quiet", "-CAfile", &pki.s("ca.pem")], b"");
+            let v = vars(&std::mem::take(&mut c.0));
+            assert_eq!(
+                v.get("TCPREMOTEIP").map(String::as_str),
+                Some("::1"),
+                "{what}: {c:?}"
+            );
+            drop(s);
+            std::fs::remove_file(&marker).unwrap();
+
+            // Positive control: a rule of the same form for other addresses.
+            let what = format!("{opt} {miss:?} on {host:?}");
+            let s = start_dual(pki, &[], &["-vHl0", opt, &other], host, &program);
+            let v = vars(&tls_out(&s, pki, &[], b""));
+            assert_eq!(
+                v.get("TCPREMOTEIP").map(String::as_str),
+                Some("127.0.0.1"),
+                "{what}: {v:?}"
+            );
+            assert_eq!(
+                v.get("SSLREMOTEIP").map(String::as_str),
+                Some("127.0.0.1"),
+                "{what}: {v:?}"
+            );
+            assert_eq!(
+                v.get("PROTO").map(String::as_str),
+                Some("TCP"),
+                "{what}: {v:?}"
+            );
+            assert!(!v.contains_key("TCP6REMOTEIP"), "{what}: {v:?}");
+            assert!(marker.exists(), "{what}: the program did not run");
+            names_the_ipv4_client(&s, 1, "ok", &what);
+            std::fs::remove_file(&marker).unwrap();
+        }
+    }
+}
+
+#[test]
+fn mapped_client_is_denied_by_an_exact_ipv4_rule() {
+    if !blackbox::ipv6_loopback("mapped_client_is_denied_by_an_exact_ipv4_rule") {
+        return;
+    }
+    ssl_mapped_client_is_denied_by(&Pki::new(), "127.0.0.1:deny", "127.0.0.2:deny");
+}
+
+#[test]
+fn mapped_client_is_denied_by_ipv4_prefix_rules() {
+    if !blackbox::ipv6_loopback("mapped_client_is_denied_by_ipv4_prefix_rules") {
+        return;
+    }
+    let pki = Pki::new();
+    ssl_mapped_client_is_denied_by(&pki, "127.0.0.:deny", "127.0.1.:deny");
+    ssl_mapped_client_is_denied_by(&pki, "127.:deny", "128.:deny");
+}
+
+#[test]
+fn mapped_client_is_denied_by_an_ipv4_range_rule() {
+    if !blackbox::ipv6_loopback("mapped_client_is_denied_by_an_ipv4_range_rule") {
+        return;
+    }
+    ssl_mapped_client_is_denied_by(&Pki::new(), "127.0.0.1-9:deny", "127.0.0.2-9:deny");
+}
+
+#[test]
+fn mapped_client_is_denied_by_ipv4_cidr_rules() {
+    if !blackbox::ipv6_loopback("mapped_client_is_denied_by_ipv4_cidr_rules") {
+        return;
+    }
+    let pki = Pki::new();
+    ssl_mapped_client_is_denied_by(&pki, "127.0.0.0/24:deny", "127.0.1.0/24:deny");
+    ssl_mapped_client_is_denied_by(&pki, "127.0.0.1/32:deny", "127.0.0.2/32:deny");
+}
+
+/// An allow rule's settings, in `-x` and in `-y`, reach the mapped client's program;
+/// under a default deny, so only a match of the IPv4 rule lets it in (and the IPv6
+/// client is refused).
+#[test]
+fn mapped_client_gets_the_settings_of_its_ipv4_allow_rule() {
+    if !blackbox::ipv6_loopback("mapped_client_gets_the_settings_of_its_ipv4_allow_rule") {
+        return;
+    }
+    let pki = Pki::new();
+    let d = TempDir::new("ssl-mapped-set");
+    let cdb = rules(&d, "r.cdb", "127.0.0.1:allow,X=\"y\"\n:deny\n");
+    for host in DUAL {
+        for opt in ["-x", "-y"] {
+            let what = format!("{opt} on {host:?}");
+            let s = start_dual(&pki, &[], &["-vHl0", opt, &cdb], host, &["env"]);
+            let v = vars(&tls_out(&s, &pki, &[], b""));
+            assert_eq!(v.get("X").map(String::as_str), Some("y"), "{what}: {v:?}");
+            assert_eq!(
+                v.get("TCPREMOTEIP").map(String::as_str),
+                Some("127.0.0.1"),
+                "{what}: {v:?}"
+            );
+            assert_eq!(
+                v.get("SSLREMOTEIP").map(String::as_str),
+                Some("127.0.0.1"),
+                "{what}: {v:?}"
+            );
+            names_the_ipv4_client(&s, 1, "ok", &what);
+            assert_eq!(raw(&v6_addr(&s), b"").0, b"", "{what}: ::1 was served");
+            s.wait_lines("ended by", 2);
+        }
+    }
+}
+
+/// A rule's MAXCONIP=1 for 127.0.0.1, in `-x` and in `-y`, applies to the mapped client:
+/// its second concurrent connection is refused (the deny line says so, naming
+/// 127.0.0.1), where sslserver's own per-IP limit (40) would admit it; an IPv6 client is
+/// still served meanwhile.
+#[test]
+fn mapped_client_gets_the_maxconip_of_its_ipv4_rule() {
+    if !blackbox::ipv6_loopback("mapped_client_gets_the_maxconip_of_its_ipv4_rule") {
+        return;
+    }
+    let pki = Pki::new();
+    let ca = pki.s("ca.pem");
+    let d = TempDir::new("ssl-mapped-maxconip");
+    let one = rules(&d, "one.cdb", "127.0.0.1:allow,MAXCONIP=\"1\"\n");
+    let program = ["sh", "-c", "echo hello $TCPREMOTEIP; read x"];
+    for host in DUAL {
+        for opt in ["-x", "-y"] {
+            let what = format!("{opt} on {host:?}");
+            let s = start_dual(&pki, &[], &["-vHl0", "-T2", opt, &one], host, &program);
+            let mut first = Held::connect(&s.addr(), &ca);
+            first.wait_for("hello 127.0.0.1\n");
+            assert_eq!(raw(&s.addr(), b"").0, b"", "{what}: the second was served");
+            let line = names_the_ipv4_client(&s, 2, "deny", &what);
+            assert!(
+                line.ends_with(" ip connection limit:1 exceeded"),
+                "{what}: {line}"
+            );
+            let mut v6 = Held::connect(&v6_addr(&s), &ca);
+            v6.wait_for("hello ::1\n");
+            first.send(b"x\n");
+            first.wait_end();
+            v6.send(b"x\n");
+            v6.wait_end();
+        }
+    }
+}
+
+/// The parent's per-IP count (`$MAXCONIP` without rules; no fork for a refused client)
+/// counts the mapped client under 127.0.0.1 and an IPv6 client apart.
+#[test]
+fn mapped_client_is_counted_under_its_ipv4_address_by_maxconip() {
+    if !blackbox::ipv6_loopback("mapped_client_is_counted_under_its_ipv4_address_by_maxconip") {
+        return;
+    }
+    let pki = Pki::new();
+    let ca = pki.s("ca.pem");
+    let program = ["sh", "-c", "echo hello $TCPREMOTEIP; read x"];
+    for host in DUAL {
+        let s = start_dual(
+            &pki,
+            &[("MAXCONIP", "1")],
+            &["-vHl0", "-T2"],
+            host,
+            &program,
+        );
+        let mut first = Held::connect(&s.addr(), &ca);
+        first.wait_for("hello 127.0.0.1\n");
+        assert_eq!(raw(&s.addr(), b"").0, b"", "{host}: the second was served");
+        s.wait_log("sslserver: warning: ip connection limit of 1 exceeded for: 127.0.0.1");
+        assert_eq!(
+            s.count(": pid "),
+            1,
+            "{host}: refused before a fork: {:#?}",
+            s.log()
+        );
+        let mut v6 = Held::connect(&v6_addr(&s), &ca);
+        v6.wait_for("hello ::1\n");
+        assert!(
+            s.log()
+                .iter()
+                .all(|l| !l.to_ascii_lowercase().contains("ffff")),
+            "{host}: {:#?}",
+            s.log()
+        );
+        first.send(b"x\n");
+        first.wait_end();
+        v6.send(b"x\n");
+        v6.wait_end();
+    }
+}

@@ -493,3 +493,269 @@ fn dns_over_tcp_after_truncation_and_ipv6_ptr() {
         "TCP6REMOTEHOST=six.example\nTCPREMOTEHOST=six.example\n"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// IPv4 clients on a dual-stack socket (project issue 13). On host `::` or `:0` one IPv6
+// socket takes both families, so an IPv4 client arrives as `::ffff:a.b.c.d`; every IPv4
+// rule form must still match it, or a deny written for its address would be escaped.
+// Each deny check has a positive control: the same server with a rule of the same form
+// that does not match serves the client, so a server that served no one cannot pass.
+
+/// The dual-stack hosts: `::` and `:0` (fefe's spelling) both bind one socket with
+/// IPV6_V6ONLY off.
+const DUAL: [&str; 2] = ["::", ":0"];
+
+fn v4_loopback(port: u16) -> SocketAddr {
+    SocketAddr::new([127, 0, 0, 1].into(), port)
+}
+
+fn v6_loopback(port: u16) -> SocketAddr {
+    SocketAddr::new("::1".parse().unwrap(), port)
+}
+
+/// A program that leaves `ran` in `d` when it runs, then prints its environment.
+fn marking_env(d: &TempDir) -> (String, std::path::PathBuf) {
+    let marker = d.join("ran");
+    let svc = script(d, "svc", &format!("touch '{}'\nenv\n", marker.display()));
+    (svc, marker)
+}
+
+/// Asserts that `port` is one IPv6 socket and no IPv4 one, so that an IPv4 client can
+/// only arrive v4-mapped.
+fn assert_dual_stack(port: u16, host: &str) {
+    assert!(
+        blackbox::dual_stack_only(port),
+        "{host}: port {port} is not one dual-stack IPv6 socket"
+    );
+}
+
+/// Ours on the dual-stack `host` with `-v -x cdb` (and `extra`) running `prog`.
+fn dual_stack(host: &str, extra: &[&str], cdb: &str, prog: &str) -> Server {
+    let mut o = vec!["-v", "-x", cdb];
+    o.extend_from_slice(extra);
+    let s = Server::start(&ours(), &opts(&o), host, &[prog], &base_env());
+    assert_dual_stack(s.port, host);
+    s
+}
+
+/// The connection's `ok`/`deny` line (after the child ended), asserted to name both ends
+/// as 127.0.0.1 in IPv4 form; no line of the log may name a `::ffff:` address.
+fn connection_line(s: &Server, verdict: &str, what: &str) -> String {
+    let log = s.wait_idle();
+    let line = log
+        .iter()
+        .find(|l| l.starts_with(&format!("tcpserver: {verdict} ")))
+        .unwrap_or_else(|| panic!("{what}: no {verdict} line: {log:?}"))
+        .clone();
+    let f: Vec<&str> = line.split(' ').collect();
+    assert!(
+        f[3].starts_with("0:127.0.0.1:") && f[4].starts_with(":127.0.0.1::"),
+        "{what}: {line}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("tcpserver: pid ") && l.ends_with(" from 127.0.0.1")),
+        "{what}: {log:?}"
+    );
+    assert!(
+        log.iter().all(|l| !l.to_ascii_lowercase().contains("ffff")),
+        "{what}: a mapped address in the log: {log:?}"
+    );
+    line
+}
+
+/// `rule` (one IPv4 rule form, denying) refuses 127.0.0.1 arriving mapped on each
+/// dual-stack host: nothing served, the program never ran, a `deny` line for 127.0.0.1.
+/// The same server still serves IPv6 clients. `miss` (the same form for other addresses)
+/// serves the client, with TCPREMOTEIP=127.0.0.1.
+fn mapped_client_is_denied_by(rule: &str, miss: &str) {
+    for host in DUAL {
+        let what = format!("{rule:?} on {host:?}");
+        let d = TempDir::new("tsb-mapped");
+        let (svc, marker) = marking_env(&d);
+        let deny = our_rules(&d, "deny.cdb", &format!("{rule}\n"));
+        let s = dual_stack(host, &[], &deny, &svc);
+        assert_eq!(
+            talk_to(v4_loopback(s.port)),
+            b"",
+            "{what}: the denied client was served"
+        );
+        connection_line(&s, "deny", &what);
+        assert!(
+            !marker.exists(),
+            "{what}: the program ran for a denied client"
+        );
+        // The rule is IPv4's: an IPv6 client of the same socket is served.
+        let v6 = String::from_utf8_lossy(&talk_to(v6_loopback(s.port))).into_owned();
+        assert!(v6.contains("TCPREMOTEIP=::1\n"), "{what}: {v6}");
+        drop(s);
+
+        // Positive control: a rule of the same form for other addresses.
+        std::fs::remove_file(&marker).unwrap();
+        let what = format!("{miss:?} on {host:?}");
+        let other = our_rules(&d, "miss.cdb", &format!("{miss}\n"));
+        let s = dual_stack(host, &[], &other, &svc);
+        let out = String::from_utf8_lossy(&talk_to(v4_loopback(s.port))).into_owned();
+        assert!(
+            out.contains("PROTO=TCP\n") && out.contains("TCPREMOTEIP=127.0.0.1\n"),
+            "{what}: {out}"
+        );
+        assert!(
+            !out.contains("TCP6") && !out.to_ascii_lowercase().contains("ffff"),
+            "{what}: {out}"
+        );
+        assert!(marker.exists(), "{what}: the program did not run");
+        connection_line(&s, "ok", &what);
+    }
+}
+
+#[test]
+fn mapped_client_is_denied_by_an_exact_ipv4_rule() {
+    if !blackbox::ipv6_loopback("mapped_client_is_denied_by_an_exact_ipv4_rule") {
+        return;
+    }
+    mapped_client_is_denied_by("127.0.0.1:deny", "127.0.0.2:deny");
+}
+
+#[test]
+fn mapped_client_is_denied_by_ipv4_prefix_rules() {
+    if !blackbox::ipv6_loopback("mapped_client_is_denied_by_ipv4_prefix_rules") {
+        return;
+    }
+    mapped_client_is_denied_by("127.0.0.:deny", "127.0.1.:deny");
+    mapped_client_is_denied_by("127.:deny", "128.:deny");
+}
+
+#[test]
+fn mapped_client_is_denied_by_an_ipv4_range_rule() {
+    if !blackbox::ipv6_loopback("mapped_client_is_denied_by_an_ipv4_range_rule") {
+        return;
+    }
+    mapped_client_is_denied_by("127.0.0.1-9:deny", "127.0.0.2-9:deny");
+}
+
+#[test]
+fn mapped_client_is_denied_by_ipv4_cidr_rules() {
+    if !blackbox::ipv6_loopback("mapped_client_is_denied_by_ipv4_cidr_rules") {
+        return;
+    }
+    mapped_client_is_denied_by("127.0.0.0/24:deny", "127.0.1.0/24:deny");
+    mapped_client_is_denied_by("127.0.0.1/32:deny", "127.0.0.2/32:deny");
+}
+
+/// An allow rule's settings reach the mapped client's program; under a default deny, so
+/// only a match of the IPv4 rule lets it in (and the IPv6 client is refused).
+#[test]
+fn mapped_client_gets_the_settings_of_its_ipv4_allow_rule() {
+    if !blackbox::ipv6_loopback("mapped_client_gets_the_settings_of_its_ipv4_allow_rule") {
+        return;
+    }
+    for host in DUAL {
+        let d = TempDir::new("tsb-mapped-set");
+        let (svc, marker) = marking_env(&d);
+        let cdb = our_rules(&d, "r.cdb", "127.0.0.1:allow,X=\"y\"\n:deny\n");
+        let s = dual_stack(host, &[], &cdb, &svc);
+        let out = String::from_utf8_lossy(&talk_to(v4_loopback(s.port))).into_owned();
+        assert!(
+            out.contains("X=y\n") && out.contains("TCPREMOTEIP=127.0.0.1\n"),
+            "{host}: {out}"
+        );
+        connection_line(&s, "ok", host);
+        std::fs::remove_file(&marker).unwrap();
+        assert_eq!(talk_to(v6_loopback(s.port)), b"", "{host}: ::1 was served");
+        assert!(!marker.exists(), "{host}");
+    }
+}
+
+/// Holds a connection to the dual-stack server from `to` and reads the program's first
+/// line (`hello`), or end of file when refused.
+fn first_line(to: SocketAddr) -> (TcpStream, Vec<u8>) {
+    let mut c = TcpStream::connect_timeout(&to, LIMIT).expect("connect");
+    c.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    while !got.ends_with(b"\n") {
+        match std::io::Read::read(&mut c, &mut b) {
+            Ok(1) => got.push(b[0]),
+            _ => break,
+        }
+    }
+    (c, got)
+}
+
+/// `-C`: the parent counts the mapped client under 127.0.0.1 (no rules file, so it
+/// refuses at accept); an IPv6 client is counted apart.
+#[test]
+fn mapped_client_is_counted_under_its_ipv4_address_by_c() {
+    if !blackbox::ipv6_loopback("mapped_client_is_counted_under_its_ipv4_address_by_c") {
+        return;
+    }
+    let d = TempDir::new("tsb-mapped-c");
+    let svc = script(
+        &d,
+        "svc",
+        "echo \"n=$TCPCONCURRENCY $TCPREMOTEIP\"\nread x\n",
+    );
+    for host in DUAL {
+        let s = Server::start(
+            &ours(),
+            &opts(&["-v", "-C", "1:busy"]),
+            host,
+            &[&svc],
+            &base_env(),
+        );
+        assert_dual_stack(s.port, host);
+        let (mut first, line) = first_line(v4_loopback(s.port));
+        assert_eq!(line, b"n=1 127.0.0.1\n", "{host}");
+        let (_, line) = first_line(v4_loopback(s.port));
+        assert_eq!(
+            line, b"busy\r\n",
+            "{host}: the second connection was not refused"
+        );
+        let log = s.wait_log(|l| l.iter().any(|x| x.starts_with("tcpserver: limit")));
+        assert!(
+            log.contains(&"tcpserver: limit from 127.0.0.1 1/1".to_string()),
+            "{host}: {log:?}"
+        );
+        let (_, line) = first_line(v6_loopback(s.port));
+        assert_eq!(line, b"n=1 ::1\n", "{host}");
+        first.write_all(b"x\n").unwrap();
+    }
+}
+
+/// A rule's MAXCONIP=1 for 127.0.0.1 applies to the mapped client: the second
+/// concurrent connection is refused, under `-C 5` that alone would admit it.
+#[test]
+fn mapped_client_gets_the_maxconip_of_its_ipv4_rule() {
+    if !blackbox::ipv6_loopback("mapped_client_gets_the_maxconip_of_its_ipv4_rule") {
+        return;
+    }
+    let d = TempDir::new("tsb-mapped-maxconip");
+    let svc = script(
+        &d,
+        "svc",
+        "echo \"n=$TCPCONCURRENCY $TCPREMOTEIP\"\nread x\n",
+    );
+    let cdb = our_rules(&d, "r.cdb", "127.0.0.1:allow,MAXCONIP=\"1\"\n");
+    for host in DUAL {
+        let s = dual_stack(host, &["-C", "5:busy"], &cdb, &svc);
+        let (mut first, line) = first_line(v4_loopback(s.port));
+        assert_eq!(line, b"n=1 127.0.0.1\n", "{host}");
+        let (_, line) = first_line(v4_loopback(s.port));
+        assert_eq!(
+            line, b"busy\r\n",
+            "{host}: the second connection was not refused"
+        );
+        let log = s.wait_log(|l| l.iter().any(|x| x.starts_with("tcpserver: limit")));
+        assert!(
+            log.contains(&"tcpserver: limit from 127.0.0.1 1/1".to_string()),
+            "{host}: {log:?}"
+        );
+        // ::1 has no rule: -C 5 lets two in.
+        let (_a, line) = first_line(v6_loopback(s.port));
+        assert_eq!(line, b"n=1 ::1\n", "{host}");
+        let (_b, line) = first_line(v6_loopback(s.port));
+        assert_eq!(line, b"n=2 ::1\n", "{host}");
+        first.write_all(b"x\n").unwrap();
+    }
+}

@@ -225,10 +225,20 @@ pub fn script(dir: &blackbox::TempDir, name: &str, body: &str) -> String {
 
 /// Compiles rules text with djb's tcprules into `dir/name`.
 pub fn rules(dir: &blackbox::TempDir, name: &str, text: &str) -> String {
+    compile_rules(&blackbox::djb("tcprules"), dir, name, text)
+}
+
+/// Compiles rules text with our tcprules into `dir/name` (for what djb's cannot compile,
+/// such as IPv4 CIDR).
+pub fn our_rules(dir: &blackbox::TempDir, name: &str, text: &str) -> String {
+    compile_rules(&blackbox::ours("tcprules"), dir, name, text)
+}
+
+fn compile_rules(tcprules: &Path, dir: &blackbox::TempDir, name: &str, text: &str) -> String {
     let cdb = dir.join(name);
     let tmp = dir.join(&format!("{name}.tmp"));
     let o = blackbox::run_with_input(
-        Command::new(blackbox::djb("tcprules")).arg(&cdb).arg(&tmp),
+        Command::new(tcprules).arg(&cdb).arg(&tmp),
         text.as_bytes(),
         Duration::from_secs(10),
     );
