@@ -132,9 +132,11 @@ impl State {
 /// lock once `threshold` failures fall in one window. A lock in force is not extended.
 pub fn bump(old: Option<Entry>, threshold: u64, s: &Settings, now: i64) -> Entry {
     let window = s.lockout_window as i64;
+    // The old counters come from the database: no arithmetic on them may overflow, and a
+    // negative count counts as none.
     let mut e = match old {
-        Some(e) if e.first_ts + window > now => Entry {
-            failures: e.failures + 1,
+        Some(e) if e.first_ts.saturating_add(window) > now => Entry {
+            failures: e.failures.max(0).saturating_add(1),
             ..e
         },
         Some(e) => Entry {
@@ -225,5 +227,25 @@ mod tests {
         assert_eq!((e.failures, e.locked_until), (1, 0));
         assert_eq!(address_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
         assert_eq!(address_key("192.0.2.7"), "192.0.2.7");
+    }
+
+    #[test]
+    fn counters_from_a_hostile_row() {
+        // The counters come from the database: no value of theirs overflows the arithmetic.
+        let s = Settings::default();
+        let row = |failures, first_ts| Entry {
+            failures,
+            first_ts,
+            locked_until: 0,
+        };
+        let e = bump(Some(row(i64::MAX, i64::MAX)), 3, &s, 1000);
+        assert_eq!(e.locked_until, 1000 + 1800);
+        let e = bump(Some(row(1, i64::MAX)), 3, &s, 1000);
+        assert_eq!((e.failures, e.locked_until), (2, 0));
+        // A negative count is no count: this failure is the first, not a lock.
+        let e = bump(Some(row(-5, 990)), 3, &s, 1000);
+        assert_eq!((e.failures, e.locked_until), (1, 0));
+        let e = bump(Some(row(i64::MIN, 990)), 3, &s, 1000);
+        assert_eq!((e.failures, e.locked_until), (1, 0));
     }
 }

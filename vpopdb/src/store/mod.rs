@@ -5,6 +5,8 @@
 mod mysql;
 mod postgres;
 mod sqlite;
+#[cfg(test)]
+mod testutil;
 mod wire;
 
 use std::time::Duration;

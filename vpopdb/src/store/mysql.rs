@@ -44,6 +44,10 @@ const UNSIGNED_FLAG: u16 = 0x20;
 const NO_SUCH_TABLE: u16 = 1146;
 /// One result may not make us hold more than this (a rogue or confused server).
 const MAX_RESULT: usize = 64 << 20;
+/// What one value of a result row holds beyond its bytes on the wire and its column's
+/// name (a copy in each row): its slot in the row, and a date's or time's text, longer
+/// than the few bytes that carried it.
+const VALUE_COST: usize = size_of::<(String, Val)>() + 32;
 /// utf8mb4_general_ci
 const CHARSET: u8 = 45;
 
@@ -218,9 +222,9 @@ impl Mysql {
             if out.len() + n > MAX_RESULT {
                 return Err(proto("packet too large"));
             }
-            let at = out.len();
-            out.resize(at + n, 0);
-            self.s.read_exact(&mut out[at..])?;
+            // Not sized by the header before the bytes come: a 4-byte header announcing
+            // 16 MiB would cost that much, and a packet's continuations four times that.
+            self.s.read_append(&mut out, n)?;
             if n < 0xff_ffff {
                 return Ok(out);
             }
@@ -461,9 +465,17 @@ impl Mysql {
         if n == 0 || n > 4096 {
             return Err(proto("bad column count"));
         }
-        let mut cols = Vec::with_capacity(n);
+        // What the result holds, counted against MAX_RESULT: the columns, then for each row
+        // its bytes and what its values hold beyond them.
+        let mut held = 0usize;
+        // Room for a few columns only: their count is a number, not yet columns.
+        let mut cols = Vec::with_capacity(n.min(64));
         for _ in 0..n {
             let p = self.read_packet()?;
+            held = held.saturating_add(p.len() + size_of::<Column>());
+            if held > MAX_RESULT {
+                return Err(proto("result too large"));
+            }
             let mut b = Buf(&p);
             for _ in 0..4 {
                 b.lenenc_bytes()?;
@@ -478,8 +490,10 @@ impl Mysql {
             cols.push(Column { name, kind, flags });
         }
         self.read_eof()?;
+        let per_row = cols.iter().fold(size_of::<Row>(), |a, c| {
+            a.saturating_add(VALUE_COST + c.name.len())
+        });
         let mut rows = Vec::new();
-        let mut held = 0usize;
         loop {
             let p = self.read_packet()?;
             match p.first() {
@@ -488,7 +502,7 @@ impl Mysql {
                 Some(0x00) => {}
                 _ => return Err(proto("bad row")),
             }
-            held += p.len();
+            held = held.saturating_add(p.len()).saturating_add(per_row);
             if held > MAX_RESULT {
                 return Err(proto("result too large"));
             }
@@ -673,8 +687,9 @@ fn time(d: &[u8]) -> String {
         return "00:00:00".into();
     }
     let neg = d[0] == 1;
-    let days = u32::from_le_bytes([d[1], d[2], d[3], d[4]]);
-    let h = days * 24 + u32::from(d[5]);
+    // In 64 bits: u32::MAX days of 24 hours and 255 more hours fit, with room to spare.
+    let days = u64::from(u32::from_le_bytes([d[1], d[2], d[3], d[4]]));
+    let h = days * 24 + u64::from(d[5]);
     format!(
         "{}{h:02}:{:02}:{:02}",
         if neg { "-" } else { "" },
@@ -721,7 +736,10 @@ impl Conn for Mysql {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::{measure, server};
     use super::*;
+    use std::io::Write;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn native_password_vector() {
@@ -798,6 +816,115 @@ mod tests {
         assert_eq!(&out[..4], &[0xff, 0xff, 0xff, 1]);
         assert_eq!(&out[4 + 0xff_ffff..], &[0, 0, 0, 2]);
         assert_eq!(seq, 3);
+    }
+
+    #[test]
+    fn time_of_many_days() {
+        // days * 24 no longer fits in 32 bits from 178,956,971 days on.
+        let cols = [Column {
+            name: "t".into(),
+            kind: 11,
+            flags: 0,
+        }];
+        let row = |neg: u8, days: u32, h: u8| {
+            let mut p = vec![0, 8, neg];
+            p.extend_from_slice(&days.to_le_bytes());
+            p.extend_from_slice(&[h, 2, 3]);
+            binary_row(&p, &cols).unwrap().get("t").cloned()
+        };
+        assert_eq!(row(0, 178_956_971, 1), Some(Val::text("4294967305:02:03")));
+        assert_eq!(
+            row(1, u32::MAX, 255),
+            Some(Val::text("-103079215335:02:03"))
+        );
+        assert_eq!(row(0, 1, 2), Some(Val::text("26:02:03")));
+    }
+
+    /// A client on a connection past its handshake, to `port` on 127.0.0.1.
+    fn connected(port: u16) -> Mysql {
+        Mysql {
+            s: Wire::tcp("127.0.0.1", port).unwrap(),
+            seq: 0,
+            pipelined: false,
+            stmts: Vec::new(),
+        }
+    }
+
+    /// One packet (or several, for a long payload) as the server sends it.
+    fn packet(out: &mut Vec<u8>, payload: &[u8]) {
+        let mut seq = 1;
+        frame(&mut seq, out, payload);
+    }
+
+    #[test]
+    fn huge_packet_header_then_close() {
+        // The greeting's header announces 16 MiB - 1; one byte follows, then the end.
+        let port = server(|mut s| {
+            let _ = s.write_all(&[0xff, 0xff, 0xff, 0, 10]);
+        });
+        let t = MysqlTarget {
+            host: "127.0.0.1".into(),
+            port,
+            socket: None,
+            user: "u".into(),
+            pass: Zeroizing::new(String::new()),
+            db: String::new(),
+        };
+        let start = Instant::now();
+        let (r, used) = measure(|| Mysql::open(&t).map(drop));
+        assert!(r.is_err());
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(used.largest <= 128 << 10, "{used:?}");
+    }
+
+    #[test]
+    fn column_count_then_close() {
+        // 4096 columns announced, none sent.
+        let port = server(|mut s| {
+            let mut out = Vec::new();
+            packet(&mut out, &[0xfc, 0x00, 0x10]);
+            let _ = s.write_all(&out);
+        });
+        let mut m = connected(port);
+        let (r, used) = measure(|| m.result().map(drop));
+        assert!(r.is_err());
+        assert!(used.largest < 64 << 10, "{used:?}");
+    }
+
+    #[test]
+    fn wide_rows_count_what_they_hold() {
+        // 4096 columns, then rows of NULLs: 514 bytes each on the wire, but each row holds
+        // a slot and a copy of the column's name for every column.
+        const ROWS: usize = 600;
+        let port = server(|mut s| {
+            let mut out = Vec::new();
+            packet(&mut out, &[0xfc, 0x00, 0x10]);
+            let mut col = Vec::new();
+            for f in ["def", "", "", "", "a", ""] {
+                put_lenenc(&mut col, f.len());
+                col.extend_from_slice(f.as_bytes());
+            }
+            col.push(0x0c);
+            col.extend_from_slice(&[45, 0, 0, 0, 0, 0, TYPE_VAR_STRING, 0, 0, 0, 0, 0]);
+            for _ in 0..4096 {
+                packet(&mut out, &col);
+            }
+            packet(&mut out, &[0xfe, 0, 0, 2, 0]);
+            let mut row = vec![0u8];
+            row.resize(1 + (4096 + 9) / 8, 0xff);
+            for _ in 0..ROWS {
+                packet(&mut out, &row);
+            }
+            packet(&mut out, &[0xfe, 0, 0, 2, 0]);
+            let _ = s.write_all(&out);
+        });
+        let mut m = connected(port);
+        let (r, used) = measure(|| m.result().map(|(rows, _)| rows.len()));
+        assert!(
+            used.peak < (MAX_RESULT + (8 << 20)) as isize,
+            "{used:?} {r:?}"
+        );
+        assert!(r.is_err(), "{r:?}");
     }
 
     #[test]

@@ -20,6 +20,9 @@ use crate::target::PgTarget;
 const PROTOCOL_3: i32 = 196_608;
 /// A row or message may not make us hold more than this.
 const MAX_MESSAGE: usize = 64 << 20;
+/// What one value of a result row holds beyond its bytes on the wire and its column's
+/// name (a copy in each row): its slot in the row.
+const VALUE_COST: usize = size_of::<(String, Val)>();
 
 const INT8: u32 = 20;
 const INT2: u32 = 21;
@@ -291,13 +294,17 @@ impl Postgres {
     fn read(&mut self) -> Result<(u8, Vec<u8>), DbError> {
         let mut h = [0u8; 5];
         self.w.read_exact(&mut h)?;
-        let len = be32(&h[1..])?;
-        let n = usize::try_from(len - 4).map_err(|_| proto("bad length"))?;
+        // The length counts itself: below 4 (negative too) it is no length.
+        let n = be32(&h[1..])?
+            .checked_sub(4)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| proto("bad length"))?;
         if n > MAX_MESSAGE {
             return Err(proto("message too large"));
         }
-        let mut body = vec![0u8; n];
-        self.w.read_exact(&mut body)?;
+        // Not sized by the header before the bytes come: 5 bytes would cost 64 MiB.
+        let mut body = Vec::new();
+        self.w.read_append(&mut body, n)?;
         Ok((h[0], body))
     }
 
@@ -341,6 +348,8 @@ impl Postgres {
         let mut rows = Vec::new();
         let mut count = 0;
         let mut error = None;
+        // What the answer holds, counted against MAX_MESSAGE: the columns, and for each
+        // row its bytes and what its values hold beyond them.
         let mut held = 0usize;
         loop {
             let (t, body) = self.read()?;
@@ -355,19 +364,31 @@ impl Postgres {
                         let name = String::from_utf8_lossy(&b[..end]).into_owned();
                         let f = b.get(end + 1..end + 19).ok_or_else(|| proto("T"))?;
                         let oid = be32(&f[6..])? as u32;
+                        held = held.saturating_add(size_of::<(String, u32)>() + name.len());
                         cols.push((name, oid));
                         b = &b[end + 19..];
                     }
-                }
-                b'D' => {
-                    held += body.len();
                     if held > MAX_MESSAGE {
                         return Err(proto("result too large"));
                     }
+                }
+                b'D' => {
                     let n = be16(&body)?.max(0) as usize;
+                    // The values this row can have: no more than the columns described,
+                    // whatever count it announces.
+                    let n = n.min(cols.len());
+                    held = cols[..n]
+                        .iter()
+                        .fold(held, |a, (name, _)| {
+                            a.saturating_add(VALUE_COST + name.len())
+                        })
+                        .saturating_add(body.len() + size_of::<Row>());
+                    if held > MAX_MESSAGE {
+                        return Err(proto("result too large"));
+                    }
                     let mut b = &body[2..];
                     let mut row = Vec::with_capacity(n);
-                    for (name, oid) in cols.iter().take(n) {
+                    for (name, oid) in &cols[..n] {
                         let len = be32(b)?;
                         b = &b[4..];
                         let v = if len < 0 {
@@ -535,7 +556,10 @@ impl Conn for Postgres {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::{measure, pg_startup, server};
     use super::*;
+    use std::io::Write;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn base64_and_scram() {
@@ -574,6 +598,105 @@ mod tests {
             md5_password(b"secret", b"alice", &[1, 2, 3, 4]),
             "md598a0412b9c31436fc53776e863350083"
         );
+    }
+
+    fn target(port: u16) -> PgTarget {
+        PgTarget {
+            host: "127.0.0.1".into(),
+            port,
+            user: "u".into(),
+            ..PgTarget::default()
+        }
+    }
+
+    /// A client on a connection past its startup, to `port` on 127.0.0.1.
+    fn connected(port: u16) -> Postgres {
+        Postgres {
+            w: Wire::tcp("127.0.0.1", port).unwrap(),
+        }
+    }
+
+    #[test]
+    fn length_field_below_four() {
+        // The reply to the startup message: a type and a length that does not even cover
+        // itself (0x80000000 - 4 overflows an i32).
+        for len in [0x8000_0000u32, 0x8000_0001, 0x8000_0002, 0x8000_0003, 0, 3] {
+            let port = server(move |mut s| {
+                pg_startup(&mut s);
+                let mut m = vec![b'R'];
+                m.extend_from_slice(&len.to_be_bytes());
+                let _ = s.write_all(&m);
+            });
+            let r = Postgres::open(&target(port)).map(drop);
+            assert!(r.is_err(), "{len:#x}");
+        }
+    }
+
+    #[test]
+    fn huge_message_header_then_close() {
+        // A message of 64 MiB announced, one byte of it sent.
+        let port = server(|mut s| {
+            pg_startup(&mut s);
+            let _ = s.write_all(&[b'R', 4, 0, 0, 0, 0]);
+        });
+        let t = target(port);
+        let start = Instant::now();
+        let (r, used) = measure(|| Postgres::open(&t).map(drop));
+        assert!(r.is_err());
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(used.largest <= 128 << 10, "{used:?}");
+    }
+
+    #[test]
+    fn rows_announcing_many_columns() {
+        // No RowDescription, then rows each announcing 32767 values and carrying none.
+        let port = server(|mut s| {
+            let mut out = Vec::new();
+            for _ in 0..200 {
+                msg(&mut out, b'D', &[0x7f, 0xff]);
+            }
+            msg(&mut out, b'Z', b"I");
+            let _ = s.write_all(&out);
+        });
+        let mut c = connected(port);
+        let (r, used) = measure(|| c.answer().map(|(rows, _)| rows.len()));
+        assert_eq!(r.unwrap(), 200);
+        assert!(used.peak < 1 << 20, "{used:?}");
+    }
+
+    #[test]
+    fn wide_rows_count_what_they_hold() {
+        // 1000 columns with names of 1000 bytes, then rows of NULLs: 4 KB each on the
+        // wire, but each row holds a copy of every column's name.
+        const ROWS: usize = 150;
+        let port = server(|mut s| {
+            let mut out = Vec::new();
+            let mut t = 1000i16.to_be_bytes().to_vec();
+            for _ in 0..1000 {
+                t.extend_from_slice(&[b'n'; 1000]);
+                t.push(0);
+                t.extend_from_slice(&[0, 0, 0, 0, 0, 1]);
+                t.extend_from_slice(&TEXT.to_be_bytes());
+                t.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0]);
+            }
+            msg(&mut out, b'T', &t);
+            let mut d = 1000i16.to_be_bytes().to_vec();
+            for _ in 0..1000 {
+                d.extend_from_slice(&(-1i32).to_be_bytes());
+            }
+            for _ in 0..ROWS {
+                msg(&mut out, b'D', &d);
+            }
+            msg(&mut out, b'Z', b"I");
+            let _ = s.write_all(&out);
+        });
+        let mut c = connected(port);
+        let (r, used) = measure(|| c.answer().map(|(rows, _)| rows.len()));
+        assert!(
+            used.peak < (MAX_MESSAGE + (8 << 20)) as isize,
+            "{used:?} {r:?}"
+        );
+        assert!(r.is_err(), "{r:?}");
     }
 
     #[test]
