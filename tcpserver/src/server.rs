@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use nix::errno::Errno;
 use nix::poll::{ppoll, PollFd, PollFlags};
@@ -24,15 +24,18 @@ use crate::child::{self, Service, Shared};
 use crate::client_slots::ClientSlots;
 use crate::options::{Config, Flavour};
 
-static CHILD_EXITED: AtomicBool = AtomicBool::new(false);
-static LIST_ASKED: AtomicBool = AtomicBool::new(false);
+/// Signals caught and not yet handled: [`CHILD_EXITED`] and [`LIST_ASKED`] bits, in one
+/// word so that the loop takes both with one exchange.
+static CAUGHT: AtomicU8 = AtomicU8::new(0);
+const CHILD_EXITED: u8 = 1;
+const LIST_ASKED: u8 = 2;
 
 extern "C" fn on_sigchld(_: libc::c_int) {
-    CHILD_EXITED.store(true, Ordering::SeqCst);
+    CAUGHT.fetch_or(CHILD_EXITED, Ordering::SeqCst);
 }
 
 extern "C" fn on_sigusr1(_: libc::c_int) {
-    LIST_ASKED.store(true, Ordering::SeqCst);
+    CAUGHT.fetch_or(LIST_ASKED, Ordering::SeqCst);
 }
 
 extern "C" fn on_sigterm(_: libc::c_int) {
@@ -185,9 +188,13 @@ impl Parent {
         if let (Some(s), Some(slot)) = (&mut self.slots, slot) {
             s.started(pid, slot);
         }
+        if self.children == self.limit && self.verbose {
+            self.full(ip);
+        }
     }
 
     /// A slot for a child that may read a PROXY header (the table is made at the first).
+    #[inline(never)]
     fn slot(&mut self) -> Option<u32> {
         if self.slots.is_none() {
             self.slots = ClientSlots::new(self.limit);
@@ -214,6 +221,8 @@ impl Parent {
 
     /// SIGUSR1: a line per client address with its live connections, then a summary;
     /// logged whatever `-q` or `-v` say, since someone asked for it.
+    #[cold]
+    #[inline(never)]
     fn list_clients(&mut self) {
         let prog = self.flavour.prog().as_bytes();
         let clients = self.clients();
@@ -243,6 +252,7 @@ impl Parent {
     /// `-v`: the connection that took the last slot of `-c`, and the busiest address then,
     /// so that a full `status` line can be explained from the log alone.
     #[cold]
+    #[inline(never)]
     fn full(&mut self, ip: IpAddr) {
         let busiest = self.clients().first().copied();
         self.line
@@ -258,6 +268,18 @@ impl Parent {
         }
         self.line.write();
     }
+}
+
+/// The first listener at or after `from` (wrapping around) that poll found ready; `from`
+/// itself when none is (accept then reports why).
+#[cold]
+fn ready(pfds: &[PollFd], from: usize) -> usize {
+    let n = pfds.len();
+    let from = if from >= n { 0 } else { from };
+    (from..n)
+        .chain(0..from)
+        .find(|&i| pfds[i].any() != Some(false))
+        .unwrap_or(from)
 }
 
 /// Waits up to `ms` milliseconds (a child's exit may end it early); for back-off after
@@ -300,11 +322,14 @@ pub fn run<S: Service>(c: Config, msg: Msg, listeners: Vec<socket2::Socket>, mut
     // the others waiting.
     let mut next = 0;
     loop {
-        if CHILD_EXITED.swap(false, Ordering::SeqCst) {
-            p.reap();
-        }
-        if LIST_ASKED.swap(false, Ordering::SeqCst) {
-            p.list_clients();
+        let caught = CAUGHT.swap(0, Ordering::SeqCst);
+        if caught != 0 {
+            if caught & CHILD_EXITED != 0 {
+                p.reap();
+            }
+            if caught & LIST_ASKED != 0 {
+                p.list_clients();
+            }
         }
         if p.children >= p.limit {
             let _ = empty.suspend();
@@ -314,12 +339,13 @@ pub fn run<S: Service>(c: Config, msg: Msg, listeners: Vec<socket2::Socket>, mut
         if matches!(polled, Ok(0) | Err(Errno::EINTR)) {
             continue;
         }
-        let n = pfds.len();
-        let i = (0..n)
-            .map(|k| (next + k) % n)
-            .find(|&i| pfds[i].any() != Some(false))
-            .unwrap_or(next % n);
-        next = i + 1;
+        let i = if pfds.len() == 1 {
+            0
+        } else {
+            let i = ready(&pfds, next);
+            next = i + 1;
+            i
+        };
         // Any other poll failure (EINVAL once RLIMIT_NOFILE is 0) falls through to accept,
         // which reports the real shortage; the back-off below keeps the loop from spinning.
         let (conn, addr) = match listeners[i].accept() {
@@ -378,12 +404,7 @@ pub fn run<S: Service>(c: Config, msg: Msg, listeners: Vec<socket2::Socket>, mut
                 };
                 child::serve(&c, &msg, &svc, &shared, conn, remote, count)
             }
-            Ok(ForkResult::Parent { child }) => {
-                p.started(child.as_raw(), ip, slot);
-                if p.verbose && p.children == p.limit {
-                    p.full(ip);
-                }
-            }
+            Ok(ForkResult::Parent { child }) => p.started(child.as_raw(), ip, slot),
             Err(e) => {
                 msg.warn_sys(&[b"dropping connection, unable to fork"], &e.into());
                 if let (Some(s), Some(slot)) = (&mut p.slots, slot) {

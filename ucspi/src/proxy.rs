@@ -431,6 +431,11 @@ impl From<Error> for ReadError {
 /// consuming exactly the header's bytes: whatever the client sent after the header stays
 /// unread in the socket for the program (or the TLS handshake). Never waits past the
 /// deadline; never holds more than [`MAX_HEADER`] bytes.
+///
+/// Never inlined: its buffer would otherwise sit in the caller's stack frame, which in
+/// tcpserver's child is live for every connection, PROXY or not, and would add stack
+/// pages to copy on write before exec.
+#[inline(never)]
 pub fn read_header(
     fd: BorrowedFd<'_>,
     accept: Accept,
