@@ -421,9 +421,10 @@ fn proxy_trust(c: &Config, shared: &Shared, peer_ip: &[u8]) -> Result<Option<Acc
     Ok(trust)
 }
 
-/// Whether an untrusted peer's first bytes, already here, begin a PROXY header: such a
-/// connection is dropped rather than handing the program a header it would take for
-/// data. Looks without waiting, so a client that waits for the server costs nothing.
+/// Whether an untrusted peer's first bytes, already here, begin with a whole PROXY
+/// signature: such a connection is dropped rather than handing the program a header it
+/// would take for data. Looks without waiting, so a client that waits for the server
+/// costs nothing.
 fn sends_header(conn: &Socket) -> bool {
     let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 16];
     match conn.recv_with_flags(&mut buf, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
@@ -433,7 +434,7 @@ fn sends_header(conn: &Socket) -> bool {
                 .iter()
                 .map(|b| unsafe { b.assume_init() })
                 .collect();
-            proxy::looks_like_header(&got)
+            proxy::starts_with_signature(&got)
         }
         _ => false,
     }

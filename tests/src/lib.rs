@@ -438,3 +438,341 @@ macro_rules! backend_matrix {
         )*
     };
 }
+
+/// Compiles rules `text` with the `tcprules` at `tcprules` (djb's or ours) into
+/// `dir/name`; returns the cdb's path.
+pub fn compile_rules(tcprules: &Path, dir: &TempDir, name: &str, text: &str) -> String {
+    let cdb = dir.join(name);
+    let tmp = dir.join(&format!("{name}.tmp"));
+    let o = run_with_input(
+        Command::new(tcprules).arg(&cdb).arg(&tmp),
+        text.as_bytes(),
+        Duration::from_secs(10),
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    cdb.display().to_string()
+}
+
+/// Polls `f` every 10 ms until it gives `Some`, for at most `limit`.
+pub fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A long-running process (a server, a load balancer, a socket activator) with its
+/// standard output and standard error collected line by line; killed on drop.
+pub struct Daemon {
+    pub child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    err: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts `c` with standard input from /dev/null (unless `c` set it) and its output
+    /// collected.
+    pub fn spawn(c: &mut Command) -> Daemon {
+        use std::io::BufRead;
+        use std::sync::{Arc, Mutex};
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap_or_else(|e| panic!("spawn {c:?}: {e}"));
+        let collect = |r: Box<dyn Read + Send>| {
+            let v = Arc::new(Mutex::new(Vec::new()));
+            let v2 = v.clone();
+            std::thread::spawn(move || {
+                for l in std::io::BufReader::new(r).lines().map_while(Result::ok) {
+                    v2.lock().unwrap().push(l);
+                }
+            });
+            v
+        };
+        let out = collect(Box::new(child.stdout.take().unwrap()));
+        let err = collect(Box::new(child.stderr.take().unwrap()));
+        Daemon { child, out, err }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Standard output's lines so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Standard error's lines so far.
+    pub fn log(&self) -> Vec<String> {
+        self.err.lock().unwrap().clone()
+    }
+
+    /// The first `n` lines of standard output, waited for up to `limit`.
+    pub fn wait_stdout(&self, n: usize, limit: Duration) -> Option<Vec<String>> {
+        poll(limit, || {
+            let o = self.stdout();
+            (o.len() >= n).then(|| o[..n].to_vec())
+        })
+    }
+
+    /// Waits up to `limit` until `f` holds for standard error's lines; returns them
+    /// either way.
+    pub fn wait_log(&self, limit: Duration, f: impl Fn(&[String]) -> bool) -> Vec<String> {
+        poll(limit, || {
+            let l = self.log();
+            f(&l).then_some(l)
+        })
+        .unwrap_or_else(|| self.log())
+    }
+
+    /// The exit status, waited for up to `limit` (`None`: still running).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        poll(limit, || self.child.try_wait().ok().flatten())
+    }
+
+    /// Sends signal `sig` to the process.
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: a signal to our own child.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0, "kill {sig}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a TCP socket listens on local `port` (any address), from /proc/net/tcp{,6}.
+pub fn listening(port: u16) -> bool {
+    let want = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w.len() > 3 && w[1].ends_with(&want) && w[3] == "0A"
+            })
+        })
+    })
+}
+
+/// A TCP port that is free on every address of `ips` now (the kernel picks it for the
+/// first; the others are checked). A program told to bind it later may still lose a
+/// race, so callers retry.
+pub fn free_port(ips: &[std::net::IpAddr]) -> u16 {
+    for _ in 0..100 {
+        let first = std::net::TcpListener::bind((ips[0], 0)).expect("bind port 0");
+        let port = first.local_addr().unwrap().port();
+        let rest: Vec<_> = ips[1..]
+            .iter()
+            .map(|ip| std::net::TcpListener::bind((*ip, port)))
+            .collect();
+        if rest.iter().all(Result::is_ok) {
+            return port;
+        }
+    }
+    panic!("no port free on all of {ips:?}")
+}
+
+/// Debian's HAProxy, if installed.
+pub fn haproxy_bin() -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/sbin/haproxy");
+    p.exists().then_some(p)
+}
+
+/// A TCP-mode HAProxy in the foreground (`-db`): frontend `i` listens on 127.0.0.1 at
+/// `ports[i]` and sends its clients to `backends[i]` = (address, options of the server
+/// line, such as `send-proxy-v2 source 127.0.0.3`). Killed on drop.
+pub struct HaProxy {
+    pub daemon: Daemon,
+    pub ports: Vec<u16>,
+    _dir: TempDir,
+}
+
+impl HaProxy {
+    pub fn start(backends: &[(std::net::SocketAddr, &str)]) -> HaProxy {
+        let bin = haproxy_bin().expect("haproxy is not installed");
+        let mut last = String::new();
+        for _ in 0..5 {
+            let dir = TempDir::new("haproxy");
+            let lo = std::net::IpAddr::from([127, 0, 0, 1]);
+            let ports: Vec<u16> = backends.iter().map(|_| free_port(&[lo])).collect();
+            let mut cfg = String::from(
+                "global\n    maxconn 100\n\
+                 defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    \
+                 timeout server 10s\n    timeout check 5s\n",
+            );
+            for (i, ((addr, opts), port)) in backends.iter().zip(&ports).enumerate() {
+                cfg.push_str(&format!(
+                    "frontend f{i}\n    bind 127.0.0.1:{port}\n    default_backend b{i}\n\
+                     backend b{i}\n    server s{i} {addr} {opts}\n"
+                ));
+            }
+            let cfg_path = dir.join("haproxy.cfg");
+            std::fs::write(&cfg_path, &cfg).unwrap();
+            let mut c = Command::new(&bin);
+            c.arg("-f").arg(&cfg_path).arg("-db").stdin(Stdio::null());
+            let mut daemon = Daemon::spawn(&mut c);
+            let up = poll(Duration::from_secs(10), || {
+                if ports.iter().all(|p| listening(*p)) {
+                    return Some(true);
+                }
+                daemon.child.try_wait().ok().flatten().map(|_| false)
+            });
+            if up == Some(true) {
+                return HaProxy {
+                    daemon,
+                    ports,
+                    _dir: dir,
+                };
+            }
+            let _ = daemon.child.kill();
+            let _ = daemon.child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            last = format!("{cfg}\n{:?}", daemon.log());
+        }
+        panic!("haproxy did not start: {last}")
+    }
+
+    /// Frontend `i`'s address.
+    pub fn addr(&self, i: usize) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.ports[i]))
+    }
+}
+
+/// Debian's `systemd-socket-activate` (package systemd).
+pub fn socket_activate_bin() -> PathBuf {
+    let p = PathBuf::from("/usr/bin/systemd-socket-activate");
+    assert!(
+        p.exists(),
+        "{} missing: install Debian's systemd package (scripts/test.d/40-deploy.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// `systemd-socket-activate` listening on `hosts` (`127.0.0.1`, `[::1]`, ...) at one
+/// port free on all of them, naming the sockets `fdnames` (`a:b`; empty: no names),
+/// setting `setenv` (`NAME=value`) for `prog`, which it runs, as systemd does, at the
+/// first connection with the sockets on descriptors 3, 4, ... Returns it and the port.
+pub fn socket_activated(
+    hosts: &[&str],
+    fdnames: &str,
+    setenv: &[String],
+    prog: &[&OsStr],
+) -> (Daemon, u16) {
+    let ips: Vec<std::net::IpAddr> = hosts
+        .iter()
+        .map(|h| h.trim_matches(|c| c == '[' || c == ']').parse().unwrap())
+        .collect();
+    let mut last = Vec::new();
+    for _ in 0..5 {
+        let port = free_port(&ips);
+        let mut c = Command::new(socket_activate_bin());
+        for h in hosts {
+            c.arg("-l").arg(format!("{h}:{port}"));
+        }
+        if !fdnames.is_empty() {
+            c.arg(format!("--fdname={fdnames}"));
+        }
+        for e in setenv {
+            c.arg("-E").arg(e);
+        }
+        c.args(prog)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null());
+        let mut d = Daemon::spawn(&mut c);
+        let up = poll(Duration::from_secs(10), || {
+            let n = d
+                .log()
+                .iter()
+                .filter(|l| l.starts_with("Listening on "))
+                .count();
+            if n == hosts.len() {
+                return Some(true);
+            }
+            d.child.try_wait().ok().flatten().map(|_| false)
+        });
+        if up == Some(true) {
+            return (d, port);
+        }
+        last = d.log();
+    }
+    panic!("systemd-socket-activate did not listen: {last:?}")
+}
+
+/// HAProxy's PROXY protocol headers, built by hand for the tests (spec: HAProxy's
+/// proxy-protocol.txt).
+pub mod proxy_header {
+    use std::net::SocketAddr;
+
+    /// Version 2's 12-byte signature.
+    pub const V2_SIG: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+
+    /// `PROXY TCP4|TCP6 SRC DST SPORT DPORT\r\n`.
+    pub fn v1(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+        let fam = if src.is_ipv4() { "TCP4" } else { "TCP6" };
+        format!(
+            "PROXY {fam} {} {} {} {}\r\n",
+            src.ip(),
+            dst.ip(),
+            src.port(),
+            dst.port()
+        )
+        .into_bytes()
+    }
+
+    /// A version 2 header: command `cmd` (0 LOCAL, 1 PROXY), family and transport byte
+    /// `fam`, then `body` (addresses and TLVs) with its length.
+    pub fn v2(cmd: u8, fam: u8, body: &[u8]) -> Vec<u8> {
+        let mut h = V2_SIG.to_vec();
+        h.push(0x20 | cmd);
+        h.push(fam);
+        h.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        h.extend_from_slice(body);
+        h
+    }
+
+    /// A version 2 PROXY header over TCP from `src` to `dst` (both IPv4 or both IPv6),
+    /// followed by `tlvs`.
+    pub fn v2_tcp(src: SocketAddr, dst: SocketAddr, tlvs: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        let fam = match (src, dst) {
+            (SocketAddr::V4(s), SocketAddr::V4(d)) => {
+                body.extend_from_slice(&s.ip().octets());
+                body.extend_from_slice(&d.ip().octets());
+                0x11
+            }
+            (SocketAddr::V6(s), SocketAddr::V6(d)) => {
+                body.extend_from_slice(&s.ip().octets());
+                body.extend_from_slice(&d.ip().octets());
+                0x21
+            }
+            _ => panic!("mixed families"),
+        };
+        body.extend_from_slice(&src.port().to_be_bytes());
+        body.extend_from_slice(&dst.port().to_be_bytes());
+        body.extend_from_slice(tlvs);
+        v2(1, fam, &body)
+    }
+
+    /// One TLV.
+    pub fn tlv(kind: u8, value: &[u8]) -> Vec<u8> {
+        let mut t = vec![kind];
+        t.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        t.extend_from_slice(value);
+        t
+    }
+
+    /// The health checks' header: version 2 LOCAL, no addresses.
+    pub fn v2_local() -> Vec<u8> {
+        v2(0, 0, &[])
+    }
+}

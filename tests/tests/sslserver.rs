@@ -16,16 +16,6 @@ use std::time::{Duration, Instant};
 use blackbox::{dns_responder, ours, run_with_input, show, Rr, TempDir};
 use tls_util::*;
 
-/// Python for clients and programs: Debian's (the one in PATH may be a pyenv shim that
-/// needs a HOME the server's cleared environment does not have).
-fn py() -> &'static str {
-    if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
-}
-
 fn path_var() -> String {
     std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
 }
@@ -112,15 +102,7 @@ fn pid_in(line: &str, word: &str) -> u32 {
 
 /// A rules cdb compiled by our tcprules.
 fn rules(dir: &TempDir, name: &str, text: &str) -> String {
-    let cdb = dir.join(name);
-    let tmp = dir.join(&format!("{name}.tmp"));
-    let o = run_with_input(
-        Command::new(ours("tcprules")).arg(&cdb).arg(&tmp),
-        text.as_bytes(),
-        Duration::from_secs(10),
-    );
-    assert!(o.status.success(), "{}", show(&o));
-    cdb.display().to_string()
+    blackbox::compile_rules(&ours("tcprules"), dir, name, text)
 }
 
 /// Runs sslserver that is expected to exit by itself (startup errors, usage).
@@ -131,13 +113,6 @@ fn run_server(env: &[(&str, &str)], args: &[&str]) -> Output {
         .envs(env.iter().copied())
         .args(args);
     run_with_input(&mut c, b"", Duration::from_secs(10))
-}
-
-/// A Python script run with `args`, within `limit`.
-fn python(script: &str, args: &[&str], limit: Duration) -> Output {
-    let mut c = Command::new(py());
-    c.arg("-c").arg(script).args(args);
-    run_with_input(&mut c, b"", limit)
 }
 
 /// An s_client kept connected: its stdin stays open until [`Held::send`] or drop, its

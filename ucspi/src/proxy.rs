@@ -132,6 +132,13 @@ pub fn parse(buf: &[u8], accept: Accept) -> Result<Option<(Header, usize)>, Erro
     }
 }
 
+/// Whether `bytes` begin with a whole signature, v1's `PROXY ` or v2's twelve bytes: a
+/// peer that is not trusted to send a header is refused for this, and only this, since
+/// a shorter match (a lone `P`, an empty line) is as likely the start of its own data.
+pub fn starts_with_signature(bytes: &[u8]) -> bool {
+    bytes.starts_with(V1_SIG) || bytes.starts_with(V2_SIG)
+}
+
 /// Whether `prefix` (the first bytes a peer sent, maybe fewer than a signature) begins
 /// like a v1 ("PROXY ") or v2 signature: used to refuse a header from a peer that is not
 /// trusted to send one. True only when `prefix` is non-empty and every byte it shares in
@@ -637,6 +644,21 @@ mod tests {
             ),
             (v2(0x21, 0x11, &biggest), v2_ipv4),
         ]
+    }
+
+    #[test]
+    fn whole_signatures_only() {
+        assert!(starts_with_signature(b"PROXY TCP4"));
+        assert!(starts_with_signature(b"\r\n\r\n\0\r\nQUIT\n\x21"));
+        for partial in [
+            &b"P"[..],
+            b"PROXY",
+            b"\r\n",
+            b"\r\n\r\n\0\r\nQUIT",
+            b"GET /",
+        ] {
+            assert!(!starts_with_signature(partial), "{partial:?}");
+        }
     }
 
     #[test]

@@ -80,9 +80,14 @@ impl Server {
         for (k, v) in env {
             c.env(k, v);
         }
-        c.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.stdin(Stdio::null());
+        Self::spawn(c, host)
+    }
+
+    /// Runs `c`, which must be a tcpserver with `-1` (its first line on standard output
+    /// is the port); `host` is where clients connect. `None` if no port is printed.
+    pub fn spawn(mut c: Command, host: &str) -> Option<Server> {
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = c.spawn().expect("spawn server");
         let out = child.stdout.take().unwrap();
         let err = child.stderr.take().unwrap();
@@ -225,25 +230,12 @@ pub fn script(dir: &blackbox::TempDir, name: &str, body: &str) -> String {
 
 /// Compiles rules text with djb's tcprules into `dir/name`.
 pub fn rules(dir: &blackbox::TempDir, name: &str, text: &str) -> String {
-    compile_rules(&blackbox::djb("tcprules"), dir, name, text)
+    blackbox::compile_rules(&blackbox::djb("tcprules"), dir, name, text)
 }
 
-/// Compiles rules text with our tcprules into `dir/name` (for what djb's cannot compile,
-/// such as IPv4 CIDR).
+/// Compiles rules text with our tcprules into `dir/name` (for what djb's cannot say).
 pub fn our_rules(dir: &blackbox::TempDir, name: &str, text: &str) -> String {
-    compile_rules(&blackbox::ours("tcprules"), dir, name, text)
-}
-
-fn compile_rules(tcprules: &Path, dir: &blackbox::TempDir, name: &str, text: &str) -> String {
-    let cdb = dir.join(name);
-    let tmp = dir.join(&format!("{name}.tmp"));
-    let o = blackbox::run_with_input(
-        Command::new(tcprules).arg(&cdb).arg(&tmp),
-        text.as_bytes(),
-        Duration::from_secs(10),
-    );
-    assert!(o.status.success(), "{}", blackbox::show(&o));
-    cdb.to_str().unwrap().to_string()
+    blackbox::compile_rules(&blackbox::ours("tcprules"), dir, name, text)
 }
 
 /// Replaces pids and port numbers in log lines so two servers' logs compare.

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -307,5 +307,77 @@ pub fn s_client(addr: &str, extra: &[&str], input: &[u8]) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Python for clients and programs: Debian's (the one in PATH may be a pyenv shim that
+/// needs a HOME the server's cleared environment does not have).
+pub fn py() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// A Python script run with `args`, within `limit`.
+pub fn python(script: &str, args: &[&str], limit: Duration) -> Output {
+    let mut c = Command::new(py());
+    c.arg("-c").arg(script).args(args);
+    blackbox::run_with_input(&mut c, b"", limit)
+}
+
+/// A Python TLS client: connects to `argv[1]`:`argv[2]` (from source address `argv[4]`
+/// unless empty), sends the bytes `argv[5]` (hex) in clear text first (a PROXY
+/// header), then does TLS trusting CA file `argv[3]` for the name localhost, sends
+/// nothing and reads until the end. Prints its local port on a line, then what it read,
+/// or `ERROR` and why when TLS fails.
+pub const TLS_FETCH: &str = r#"
+import socket, ssl, sys
+host, port, ca, src = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+header = bytes.fromhex(sys.argv[5])
+raw = socket.create_connection((host, port), timeout=10, source_address=(src, 0) if src else None)
+print(raw.getsockname()[1], flush=True)
+try:
+    raw.sendall(header)
+    ctx = ssl.create_default_context(cafile=ca)
+    t = ctx.wrap_socket(raw, server_hostname="localhost")
+    data = b""
+    while True:
+        b = t.recv(65536)
+        if not b:
+            break
+        data += b
+    sys.stdout.write(data.decode())
+except Exception as e:
+    print("ERROR", type(e).__name__, e)
+"#;
+
+/// [`TLS_FETCH`] against `host`:`port` trusting `ca`, from `source` if given, with
+/// `header` sent before the handshake: the client's local port and what it printed
+/// after it (the program's output, or `ERROR ...`).
+pub fn tls_fetch(
+    host: &str,
+    port: u16,
+    ca: &str,
+    source: Option<&str>,
+    header: &[u8],
+) -> (u16, String) {
+    let hex: String = header.iter().map(|b| format!("{b:02x}")).collect();
+    let port = port.to_string();
+    let o = python(
+        TLS_FETCH,
+        &[host, &port, ca, source.unwrap_or(""), &hex],
+        Duration::from_secs(30),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (first, rest) = out
+        .split_once('\n')
+        .unwrap_or_else(|| panic!("TLS client failed: {}", blackbox::show(&o)));
+    (
+        first
+            .parse()
+            .unwrap_or_else(|_| panic!("{}", blackbox::show(&o))),
+        rest.to_string(),
     )
 }
