@@ -101,3 +101,92 @@ for i, l in enumerate([b"123 , 456 : USERID : UNIX : joe\r\n", b"1,2:ERROR:NO-US
                        b"1,2:USERID:UNIX:a b:c\n", b"no newline",
                        b"1,2:U:X:" + b"x" * 1000]):
     put("ident_reply", "line-%d" % i, l)
+
+
+# mysql_packets: a server's side of a session, in the shapes of the store's tests.
+def my_packets(payloads, seq=0):
+    out = b""
+    for p in payloads:
+        out += struct.pack("<I", len(p))[:3] + bytes([seq & 255]) + p
+        seq += 1
+    return out
+
+
+def lenenc(b):
+    return bytes([len(b)]) + b
+
+
+def my_greeting(version, plugin=b"mysql_native_password"):
+    caps = 0x0200 | 0x8000 | 0x0008 | 0x0001 | 0x0004 | 0x2000  # 4.1, secure, db, ...
+    caps_hi = 0x0008 | 0x0020 | 0x0002  # plugin auth, lenenc, multi results
+    return (b"\x0a" + version + b"\x00" + struct.pack("<I", 7) + b"abcdefgh" + b"\x00"
+            + struct.pack("<H", caps) + b"\x21" + struct.pack("<H", 2)
+            + struct.pack("<H", caps_hi) + bytes([21]) + bytes(10) + b"ijklmnopqrst\x00"
+            + plugin + b"\x00")
+
+
+def my_column(name, typ=0xFD):
+    return (lenenc(b"def") + lenenc(b"vpopmail") + lenenc(b"vpopmail")
+            + lenenc(b"vpopmail") + lenenc(name) + lenenc(name) + b"\x0c"
+            + struct.pack("<HIBHB", 33, 255, typ, 0, 0) + b"\x00\x00")
+
+
+OK = b"\x00\x00\x00\x02\x00\x00\x00"
+EOF_ = b"\xfe\x00\x00\x02\x00"
+ERR = b"\xff\x15\x04#28000Access denied for user"
+text_result = [b"\x01", my_column(b"pw_name"), EOF_, lenenc(b"alice"), lenenc(b"bob"), EOF_]
+prep_ok = b"\x00" + struct.pack("<IHH", 1, 2, 2) + b"\x00\x00\x00"
+binary_result = [b"\x02", my_column(b"pw_name"), my_column(b"pw_uid", 3), EOF_,
+                 b"\x00\x00" + lenenc(b"alice") + struct.pack("<i", 7),
+                 b"\x00\x08" + lenenc(b"bob"), EOF_]
+for name, ver in [("mysql8", b"8.0.36"), ("mariadb", b"10.11.6-MariaDB-0+deb12u1")]:
+    put("mysql_packets", name + "-text",
+        my_packets([my_greeting(ver)]) + my_packets([OK], 2) + my_packets(text_result, 1))
+    put("mysql_packets", name + "-prepared",
+        my_packets([my_greeting(ver)]) + my_packets([OK], 2) + my_packets(text_result, 1)
+        + my_packets([prep_ok, my_column(b"?"), my_column(b"?"), EOF_, my_column(b"pw_name"),
+                      my_column(b"pw_uid", 3), EOF_], 1) + my_packets(binary_result, 1))
+put("mysql_packets", "auth-switch",
+    my_packets([my_greeting(b"8.0.36", b"caching_sha2_password")])
+    + my_packets([b"\xfemysql_native_password\x00abcdefghijklmnopqrst\x00"], 2)
+    + my_packets([OK], 4))
+put("mysql_packets", "caching-sha2-fast",
+    my_packets([my_greeting(b"8.0.36", b"caching_sha2_password")])
+    + my_packets([b"\x01\x03", OK], 2))
+put("mysql_packets", "denied", my_packets([my_greeting(b"8.0.36")]) + my_packets([ERR], 2))
+put("mysql_packets", "error-greeting", my_packets([b"\xff\x10\x04Too many connections"]))
+put("mysql_packets", "huge-header", bytes([0xFF, 0xFF, 0xFF, 0, 10]))
+
+
+# postgres_messages: backend messages.
+def pg(t, body):
+    return t + struct.pack(">I", len(body) + 4) + body
+
+
+ready = pg(b"Z", b"I")
+hello = (pg(b"S", b"server_version\x0016.4\x00") + pg(b"S", b"client_encoding\x00UTF8\x00")
+         + pg(b"K", struct.pack(">II", 42, 4242)) + ready)
+rowdesc = pg(b"T", struct.pack(">H", 2)
+             + b"pw_name\x00" + struct.pack(">IHIhih", 0, 0, 25, -1, -1, 0)
+             + b"pw_uid\x00" + struct.pack(">IHIhih", 0, 0, 23, 4, -1, 0))
+def datarow(*vals):
+    b = struct.pack(">H", len(vals))
+    for v in vals:
+        b += struct.pack(">i", -1) if v is None else struct.pack(">I", len(v)) + v
+    return pg(b"D", b)
+answer = (pg(b"1", b"") + pg(b"2", b"") + rowdesc + datarow(b"alice", b"7")
+          + datarow(b"bob", None) + pg(b"C", b"SELECT 2\x00") + ready)
+simple = rowdesc + datarow(b"alice", b"7") + pg(b"C", b"SELECT 1\x00") + ready
+put("postgres_messages", "trust", pg(b"R", struct.pack(">I", 0)) + hello + answer + answer)
+put("postgres_messages", "trust-simple", pg(b"R", struct.pack(">I", 0)) + hello + simple + answer)
+put("postgres_messages", "cleartext", pg(b"R", struct.pack(">I", 3)) + pg(b"R", struct.pack(">I", 0)) + hello + answer)
+put("postgres_messages", "md5", pg(b"R", struct.pack(">I", 5) + b"salt") + pg(b"R", struct.pack(">I", 0)) + hello)
+put("postgres_messages", "scram-first",
+    pg(b"R", struct.pack(">I", 10) + b"SCRAM-SHA-256\x00\x00")
+    + pg(b"R", struct.pack(">I", 11) + b"r=abcdefghijklmnopqrstuvwxyz012345,s=c2FsdA==,i=4096")
+    + pg(b"R", struct.pack(">I", 12) + b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
+put("postgres_messages", "error",
+    pg(b"E", b"SFATAL\x00VFATAL\x00C28P01\x00Mpassword authentication failed\x00\x00"))
+put("postgres_messages", "notice-then-error",
+    pg(b"R", struct.pack(">I", 0)) + pg(b"N", b"SWARNING\x00Mhello\x00\x00") + hello
+    + pg(b"E", b"SERROR\x00C42P01\x00Mno such table\x00\x00") + ready + answer)
