@@ -623,6 +623,54 @@ fn addresses(p: &[u8], qtype: u16) -> io::Result<Vec<Vec<u8>>> {
     Ok(v)
 }
 
+/// The reply parsers on any bytes, for the fuzz targets only (the `fuzzing` feature);
+/// not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::io;
+
+    pub const T_A: u16 = super::T_A;
+    pub const T_PTR: u16 = super::T_PTR;
+    pub const T_TXT: u16 = super::T_TXT;
+    pub const T_AAAA: u16 = super::T_AAAA;
+    pub const C_IN: u16 = super::C_IN;
+
+    /// How [`check_reply`] judged a reply.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Verdict {
+        Good,
+        Truncated,
+        Bad,
+    }
+
+    /// `query` must be a query as `Resolver::query` builds it (12 header bytes, then the
+    /// question).
+    pub fn check_reply(reply: &[u8], query: &[u8]) -> Verdict {
+        match super::check_reply(reply, query) {
+            super::Verdict::Good => Verdict::Good,
+            super::Verdict::Truncated => Verdict::Truncated,
+            super::Verdict::Bad => Verdict::Bad,
+        }
+    }
+
+    pub fn get_name(p: &[u8], pos: usize) -> io::Result<Vec<u8>> {
+        super::get_name(p, pos)
+    }
+
+    pub fn first_ptr(p: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        super::first_ptr(p)
+    }
+
+    pub fn txt_strings(p: &[u8]) -> io::Result<Vec<u8>> {
+        super::txt_strings(p)
+    }
+
+    pub fn addresses(p: &[u8], qtype: u16) -> io::Result<Vec<Vec<u8>>> {
+        super::addresses(p, qtype)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
