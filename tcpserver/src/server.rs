@@ -270,6 +270,9 @@ impl Parent {
     }
 }
 
+/// Most listeners whose poll array is kept on the parent's stack.
+const STACK_LISTENERS: usize = 8;
+
 /// The first listener at or after `from` (wrapping around) that poll found ready; `from`
 /// itself when none is (accept then reports why).
 #[cold]
@@ -314,10 +317,23 @@ pub fn run<S: Service>(c: Config, msg: Msg, listeners: Vec<socket2::Socket>, mut
     p.status();
     let empty = SigSet::empty();
     let mut out_of_fds = false;
-    let mut pfds: Vec<PollFd> = listeners
-        .iter()
-        .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN))
-        .collect();
+    // The poll array lives on the stack for the usual few listeners: the kernel writes
+    // its results into it after every fork, and in a heap page that write would copy the
+    // page the child still shares (a fault and 4 KiB per connection).
+    let mut on_stack: [PollFd; STACK_LISTENERS];
+    let mut on_heap: Vec<PollFd>;
+    let pfds: &mut [PollFd] = if listeners.len() <= STACK_LISTENERS {
+        let last = listeners.len() - 1;
+        on_stack =
+            std::array::from_fn(|i| PollFd::new(listeners[i.min(last)].as_fd(), PollFlags::POLLIN));
+        &mut on_stack[..=last]
+    } else {
+        on_heap = listeners
+            .iter()
+            .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN))
+            .collect();
+        &mut on_heap[..]
+    };
     // Where the next search for a ready listener starts, so that a busy one cannot keep
     // the others waiting.
     let mut next = 0;
@@ -335,14 +351,14 @@ pub fn run<S: Service>(c: Config, msg: Msg, listeners: Vec<socket2::Socket>, mut
             let _ = empty.suspend();
             continue;
         }
-        let polled = ppoll(&mut pfds, None, Some(empty));
+        let polled = ppoll(pfds, None, Some(empty));
         if matches!(polled, Ok(0) | Err(Errno::EINTR)) {
             continue;
         }
         let i = if pfds.len() == 1 {
             0
         } else {
-            let i = ready(&pfds, next);
+            let i = ready(pfds, next);
             next = i + 1;
             i
         };
