@@ -28,4 +28,8 @@ fi
 
 cargo build --workspace --all-targets --locked 2>&1
 cargo build --workspace --release --locked 2>&1
+# The fuzz targets (their own workspace, run with nightly by scripts/fuzz.sh) must keep
+# compiling: a stable check of them, with libFuzzer's C++ built by its build script.
+apt_install g++
+cargo check --manifest-path fuzz/Cargo.toml --bins --locked 2>&1
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" 2>&1
