@@ -5,6 +5,8 @@
 # file under one temporary directory, runs chaos.py against each, tears everything down.
 #   SECONDS   length of each back end's run (default 60)
 #   BACKENDS  any of sqlite mysql pg (default all three)
+# CHAOS_SCHEDULE=long replaces the standard schedule (down, hang 4 s, hang 12 s, slow,
+# table lock; SQLite: write transactions held 4, 12, 4 s) by one 45 s hang or hold.
 # Binaries: $CHECKPASSWORD and $MAILACCOUNTS, else target/release/ of this checkout
 # (CARGO_TARGET_DIR honoured).
 set -euo pipefail
@@ -113,7 +115,7 @@ pids)
   pm=\$(head -n 1 "\$d/data/postmaster.pid")
   echo "\$pm"
   for s in /proc/[0-9]*/stat; do
-    read -r pid _ _ ppid _ <"\$s" 2>/dev/null || continue
+    read -r pid _ _ ppid _ 2>/dev/null <"\$s" || continue
     [ "\$ppid" = "\$pm" ] && echo "\$pid"
   done
   true ;;
@@ -152,6 +154,8 @@ CTL
   chmod 755 "$d/sqlite-ctl"
 fi
 
+sched=${CHAOS_SCHEDULE:-standard}
+suffix=; [ "$sched" = standard ] || suffix=-$sched
 status=0
 for b in "${backends[@]}"; do
   case "$b" in
@@ -162,8 +166,8 @@ for b in "${backends[@]}"; do
   esac
   mkdir -p "$d/$b-home"
   python3 "$here/chaos.py" --backend "$b" --db "$url" --ctl "$d/$b-ctl" --home "$d/$b-home" \
-    --seconds "$secs" --out "$out/$b" || status=$?
+    --seconds "$secs" --schedule "$sched" --out "$out/$b$suffix" || status=$?
 done
-python3 "$here/chaos.py" --report "$out" "${backends[@]}"
+python3 "$here/chaos.py" --report "$out" "${backends[@]/%/$suffix}"
 echo "records in $out (removed at exit unless CHAOS_OUT or CHAOS_KEEP is set)" >&2
 exit $status
