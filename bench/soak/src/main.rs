@@ -198,6 +198,14 @@ fn fd_count(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Nanoseconds the process has spent on a run queue waiting for a CPU.
+fn run_queue_ns(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
 /// The server's direct children (its connection processes) and their states.
 fn children(pid: u32) -> Vec<(u32, char)> {
     let list =
@@ -222,6 +230,10 @@ struct Sample {
     old_zombies: usize,
     /// The most consecutive samples (this one included) in which one child was a zombie.
     zombie_streak: usize,
+    /// Milliseconds the server spent runnable but waiting for a CPU since the previous
+    /// sample (/proc/PID/schedstat): tells a parent that did not reap from one that did
+    /// not run.
+    waited_ms: f64,
     fds: u64,
     rss: u64,
 }
@@ -240,6 +252,7 @@ impl Sampler {
             let t0 = Instant::now();
             let mut out = Vec::new();
             let mut zombies: HashMap<u32, usize> = HashMap::new();
+            let mut waited = run_queue_ns(pid);
             // Bounded: at most two hours of samples, whatever the caller does.
             while !s.load(Ordering::Relaxed) && out.len() < 72_000 {
                 let kids = children(pid);
@@ -251,11 +264,15 @@ impl Sampler {
                 let old = now_z.values().filter(|n| **n > 1).count();
                 let streak = now_z.values().copied().max().unwrap_or(0);
                 zombies = now_z;
+                let w = run_queue_ns(pid);
+                let waited_ms = w.saturating_sub(waited) as f64 / 1e6;
+                waited = w;
                 out.push(Sample {
                     t: t0.elapsed().as_secs_f64(),
                     children: kids.len(),
                     old_zombies: old,
                     zombie_streak: streak,
+                    waited_ms,
                     fds: fd_count(pid),
                     rss: rss_kb(pid),
                 });
@@ -308,6 +325,23 @@ fn report_samples(s: &[Sample], load_secs: f64) {
         s.len(),
         gaps * 1000.0
     );
+    // Whether the parent was kept off the CPU when zombies stayed: its run-queue wait in
+    // the interval before each such sample, against all samples.
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (pct(&v, 0.5), pct(&v, 1.0))
+    };
+    let (all50, allmax) = median(s.iter().map(|x| x.waited_ms).collect());
+    println!("  server's run-queue wait per interval: median {all50:.1} ms, max {allmax:.1}");
+    if with > 0 {
+        let (z50, zmax) = median(
+            s.iter()
+                .filter(|x| x.old_zombies > 0)
+                .map(|x| x.waited_ms)
+                .collect(),
+        );
+        println!("    in the intervals before the samples with old zombies: median {z50:.1} ms, max {zmax:.1}");
+    }
     let edge = 10f64.min(load_secs / 2.0);
     println!("  first {edge:.0} s: {}", window(s, 0.0, edge));
     println!(
