@@ -517,6 +517,7 @@ blackbox::backend_matrix!(
     sql_metacharacters,
     lockout_and_expiry,
     address_lockout,
+    concurrent_failures_all_count,
     per_domain_tables,
     alias_domain,
     dovecot_mode,
@@ -1066,6 +1067,45 @@ fn address_lockout(kind: Kind) {
     let o = w.call(Some(input.as_bytes()), &env, &["/bin/true"]);
     assert_code(&o, 1, "address locked out across accounts");
     assert!(stderr(&o).contains("address locked out"), "{}", show(&o));
+}
+
+fn concurrent_failures_all_count(kind: Kind) {
+    // Wrong passwords for one account from one address, from several connections at
+    // once: every failure answered 1 is in both counters (a count read at decision time
+    // and written back whole kept about one in three, and so multiplied the limit by the
+    // number of connections).
+    const PROCS: usize = 4;
+    const EACH: usize = 8;
+    let w = World::new(kind);
+    w.add("frank", "right");
+    let env = [
+        ("CHECKPASSWORD_LOCKOUT_FAILURES", "1000"),
+        ("CHECKPASSWORD_LOCKOUT_IP_FAILURES", "1000"),
+    ];
+    let input = format!("{}\0bad\0\0", w.login("frank"));
+    std::thread::scope(|sc| {
+        for _ in 0..PROCS {
+            sc.spawn(|| {
+                for i in 0..EACH {
+                    let o = w.call(Some(input.as_bytes()), &env, &["/bin/true"]);
+                    assert_code(&o, 1, &format!("failure {i}"));
+                }
+            });
+        }
+    });
+    let count = |key: String| {
+        w.db.rows(&format!(
+            "SELECT failures FROM lockout WHERE lockkey = {};",
+            q(&key)
+        ))
+    };
+    let want = vec![(PROCS * EACH).to_string()];
+    assert_eq!(
+        count(format!("acct:{}:{}", w.login("frank"), w.ip)),
+        want,
+        "account counter"
+    );
+    assert_eq!(count(format!("ip:{}", w.ip)), want, "address counter");
 }
 
 fn per_domain_tables(kind: Kind) {
