@@ -1443,6 +1443,70 @@ fn stopped_server(kind: Kind) {
     }
 }
 
+/// A wrong password whose failure cannot be recorded (another process holds SQLite's
+/// write lock past the busy timeout, `vpopdb::store::TIMEOUT`: this test waits that long
+/// once) is a temporary failure, not a 1 the lockout never counted.
+#[test]
+fn uncounted_failure_is_temporary() {
+    let w = World::new(Kind::Sqlite);
+    w.add("gina", "right");
+    let path = w.db.sqlite.clone().unwrap();
+    let input = format!("{}\0Guess-42\0\0", w.login("gina"));
+    // One counted failure first: the file is in WAL mode and the table exists.
+    assert_code(
+        &w.call(Some(input.as_bytes()), &[], &["/bin/true"]),
+        1,
+        "counted",
+    );
+    let mut holder = Command::new("sqlite3")
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sqlite3");
+    let mut hold = holder.stdin.take().unwrap();
+    hold.write_all(b"BEGIN IMMEDIATE;\n").unwrap();
+    hold.flush().unwrap();
+    // Until another writer is refused, the lock is not held yet.
+    loop {
+        let probe = Command::new("sqlite3")
+            .arg(&path)
+            .arg("BEGIN IMMEDIATE; ROLLBACK;")
+            .output()
+            .expect("sqlite3");
+        if String::from_utf8_lossy(&probe.stderr).contains("locked") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = w.call(Some(input.as_bytes()), &[], &["/bin/true"]);
+    drop(hold);
+    holder.wait().unwrap();
+    assert_code(&o, 111, "a failure that could not be counted");
+    let err = stderr(&o);
+    assert!(err.contains("unable to record failure"), "{}", show(&o));
+    assert!(
+        !err.contains("Guess-42"),
+        "the password is never logged: {err}"
+    );
+    let n = w.db.rows(&format!(
+        "SELECT failures FROM lockout WHERE lockkey = {};",
+        q(&format!("acct:{}:{}", w.login("gina"), w.ip))
+    ));
+    assert_eq!(
+        n,
+        vec!["1".to_string()],
+        "the uncounted attempt left no count"
+    );
+    // With the lock gone, failures count and answer 1 again.
+    assert_code(
+        &w.call(Some(input.as_bytes()), &[], &["/bin/true"]),
+        1,
+        "counted again",
+    );
+}
+
 #[test]
 fn mysql_stopped_mid_run() {
     stopped_server(Kind::Mysql);
