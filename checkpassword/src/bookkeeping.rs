@@ -1,7 +1,10 @@
 //! What a decided attempt leaves in the database: a failure counted towards a lockout;
 //! a success clears the account's counter and writes lastauth and, for POP-before-SMTP,
-//! relay. Only a write connection that cannot be had stops a login; a write that fails
-//! is a warning.
+//! relay. A failure that cannot be counted is a temporary failure, not a wrong
+//! password: whoever could keep the database from recording failures (a busy SQLite
+//! file, a MariaDB write timeout) would otherwise get guesses the lockout never counts,
+//! so every 1 answered was counted. A success stops only when its write connection
+//! cannot be had; a write of its that fails is a warning.
 
 use vpopdb::config::Settings;
 use vpopdb::flags_quota::NO_RELAY;
@@ -24,10 +27,7 @@ pub fn record(
     now: i64,
 ) -> Result<(), DbError> {
     match &d.outcome {
-        Outcome::Failed(_) => {
-            failure(req, settings, who, db, &d.counters, now);
-            Ok(())
-        }
+        Outcome::Failed(_) => failure(req, settings, who, db, &d.counters, now),
         Outcome::Accepted { user, method } => {
             let relay = settings.relay
                 && req.service.service != Service::Smtp
@@ -49,7 +49,13 @@ fn failure(
     db: &mut Db,
     counters: &lockout::State,
     now: i64,
-) {
+) -> Result<(), DbError> {
+    // With lockout off there is nothing to count, and no write connection to need.
+    let counted = settings.lockout_failures > 0
+        || (settings.lockout_ip_failures > 0 && counters.ip_key.is_some());
+    if !counted {
+        return Ok(());
+    }
     match db
         .writer()
         .and_then(|w| lockout::failure(w, settings, counters, now))
@@ -57,9 +63,11 @@ fn failure(
         Ok(true) => {
             let text = "locking out after repeated failures";
             req.attempt(text, who.user().as_bytes(), who.domain());
+            Ok(())
         }
-        Ok(false) => {}
-        Err(e) => log::warn(&format!("unable to record failure: {e}")),
+        Ok(false) => Ok(()),
+        // Logged as the database being unavailable, and answered 111.
+        Err(e) => Err(DbError::Other(format!("unable to record failure: {e}"))),
     }
 }
 

@@ -76,7 +76,7 @@ pub fn read(tables: Tables, rows: Result<Vec<Row>, DbError>) -> Result<Option<Us
     }))
 }
 
-fn create_sql(k: Kind, table: &str) -> String {
+pub(crate) fn create_sql(k: Kind, table: &str) -> String {
     let q = |c: &str| k.ident(c);
     match table {
         "lastauth" => format!(
