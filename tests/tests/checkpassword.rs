@@ -1458,28 +1458,32 @@ fn uncounted_failure_is_temporary() {
         1,
         "counted",
     );
-    let mut holder = Command::new("sqlite3")
+    // A writer that holds the write lock until its stdin closes, and says when it has it
+    // (Python's sqlite3 module: the sqlite3 shell reading a pipe was seen not to run its
+    // BEGIN before the end of its input).
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+             c.execute('BEGIN IMMEDIATE')\n\
+             print('held', flush=True)\n\
+             sys.stdin.read()\n",
+        ])
         .arg(&path)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("sqlite3");
-    let mut hold = holder.stdin.take().unwrap();
-    hold.write_all(b"BEGIN IMMEDIATE;\n").unwrap();
-    hold.flush().unwrap();
-    // Until another writer is refused, the lock is not held yet.
-    loop {
-        let probe = Command::new("sqlite3")
-            .arg(&path)
-            .arg("BEGIN IMMEDIATE; ROLLBACK;")
-            .output()
-            .expect("sqlite3");
-        if String::from_utf8_lossy(&probe.stderr).contains("locked") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        .expect("python3");
+    let hold = holder.stdin.take().unwrap();
+    let mut said = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut said,
+    )
+    .unwrap();
+    assert_eq!(said, "held\n", "the lock holder did not start");
     let o = w.call(Some(input.as_bytes()), &[], &["/bin/true"]);
     drop(hold);
     holder.wait().unwrap();
