@@ -232,27 +232,18 @@ pub fn serve<S: Service>(
     // The balancer's addresses, when a header named the client.
     let mut balancer = None;
     if count.proxy {
-        let header = match proxy_trust(c, shared, &remote_ip) {
-            Ok(Some(accept)) => {
+        let header = match proxy_trust(c, msg, shared, &remote_ip) {
+            Some(accept) => {
                 let deadline = Instant::now() + PROXY_TIMEOUT;
                 match proxy::read_header(conn.as_fd(), accept, deadline) {
                     Ok(h) => h,
                     Err(e) => drop_proxy(msg, &remote_ip, e.what()),
                 }
             }
-            Ok(None) if sends_header(&conn) => {
+            None if sends_header(&conn) => {
                 drop_proxy(msg, &remote_ip, "sent by a peer not trusted to send one")
             }
-            Ok(None) => Header::Local(proxy::Version::V1),
-            Err(Untrusted::Setting) => drop_proxy(
-                msg,
-                &remote_ip,
-                "trusted by a rule with a bad PROXY_PROTOCOL",
-            ),
-            Err(Untrusted::Rules(e)) => match &c.rules {
-                Some(path) => drop_rules(c, msg, path, &e),
-                None => drop_conn(msg, &[b"unable to read rules"], &e),
-            },
+            None => Header::Local(proxy::Version::V1),
         };
         if let Header::Proxied {
             source,
@@ -371,27 +362,16 @@ pub fn serve<S: Service>(
     svc.serve(c, msg, shared, conn, env, &who)
 }
 
-/// Why a peer's PROXY header cannot be trusted.
-enum Untrusted {
-    /// The rules could not be read.
-    Rules(io::Error),
-    /// The peer's rule sets `PROXY_PROTOCOL` to a value that means nothing.
-    Setting,
-}
-
 /// Which PROXY headers the peer at `peer_ip` may send (`None`: none): all under `-a`;
 /// else as its rule by address alone sets `PROXY_PROTOCOL` (`v1`, `v2`, `any`; empty,
-/// `0`, `no` or `off`: none).
-fn proxy_trust(c: &Config, shared: &Shared, peer_ip: &[u8]) -> Result<Option<Accept>, Untrusted> {
+/// `0`, `no` or `off`: none). A rules file that cannot be read, or a value that means
+/// nothing, drops the connection.
+fn proxy_trust(c: &Config, msg: &Msg, shared: &Shared, peer_ip: &[u8]) -> Option<Accept> {
     if c.proxy_all {
-        return Ok(Some(Accept::Any));
+        return Some(Accept::Any);
     }
-    let Some(path) = &c.rules else {
-        return Ok(None);
-    };
-    let Some(bytes) = rules_cdb(c, shared, path).map_err(Untrusted::Rules)? else {
-        return Ok(None);
-    };
+    let path = c.rules.as_deref()?;
+    let bytes = rules_cdb(c, shared, path).unwrap_or_else(|e| drop_rules(c, msg, path, &e))?;
     let client = Client {
         ip: peer_ip,
         host: None,
@@ -400,25 +380,23 @@ fn proxy_trust(c: &Config, shared: &Shared, peer_ip: &[u8]) -> Result<Option<Acc
     let cdb = bytes.cdb();
     let mut key = Vec::with_capacity(64);
     let data = lookup(&cdb, &client, &mut key)
-        .map_err(Untrusted::Rules)?
+        .unwrap_or_else(|e| drop_rules(c, msg, path, &e))
         .unwrap_or_default();
     let mut trust = None;
     for item in items(data) {
         if let Item::Set(s) = item {
-            if let Some((name, value)) = split_setting(s) {
-                if name == PROXY_SETTING {
-                    trust = match value {
-                        b"v1" => Some(Accept::V1),
-                        b"v2" => Some(Accept::V2),
-                        b"any" => Some(Accept::Any),
-                        b"" | b"0" | b"no" | b"off" => None,
-                        _ => return Err(Untrusted::Setting),
-                    };
-                }
+            if let Some((PROXY_SETTING, value)) = split_setting(s) {
+                trust = match value {
+                    b"v1" => Some(Accept::V1),
+                    b"v2" => Some(Accept::V2),
+                    b"any" => Some(Accept::Any),
+                    b"" | b"0" | b"no" | b"off" => None,
+                    _ => drop_proxy(msg, peer_ip, "trusted by a rule with a bad PROXY_PROTOCOL"),
+                };
             }
         }
     }
-    Ok(trust)
+    trust
 }
 
 /// Whether an untrusted peer's first bytes, already here, begin with a whole PROXY
@@ -429,12 +407,9 @@ fn sends_header(conn: &Socket) -> bool {
     let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 16];
     match conn.recv_with_flags(&mut buf, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
         Ok(n) if n > 0 => {
-            // SAFETY: recv initialised the first n bytes.
-            let got: Vec<u8> = buf[..n]
-                .iter()
-                .map(|b| unsafe { b.assume_init() })
-                .collect();
-            proxy::starts_with_signature(&got)
+            // SAFETY: recv initialised the first n bytes (n <= buf's length).
+            let got = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+            proxy::starts_with_signature(got)
         }
         _ => false,
     }
