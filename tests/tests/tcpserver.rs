@@ -721,3 +721,53 @@ fn new_rules_apply_to_the_next_connection() {
         v
     });
 }
+
+/// Where ours differs from djb's on purpose, side by side: with a rules file ours counts
+/// each client's connections and says so in `TCPCONNNUM` (djb's sets nothing of the
+/// kind), and SIGUSR1 makes ours list its clients and go on serving where djb's dies of
+/// the signal's default action.
+#[test]
+fn deliberate_differences_tcpconnnum_and_sigusr1() {
+    let d = TempDir::new("ts-differ");
+    let svc = script(&d, "svc", "env | grep -E '^TCPCONN' | sort\necho done\n");
+    let cdb = rules(&d, "r.cdb", ":allow\n");
+    let run = |bin: &Path| {
+        let mut s = Server::quiet(bin, &["-x", &cdb], &svc);
+        let env = String::from_utf8_lossy(&s.talk(b"")).into_owned();
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(s.pid(), libc::SIGUSR1) };
+        // Either the list or the server's end, whichever comes (bounded).
+        let start = Instant::now();
+        let mut exited = None;
+        while start.elapsed() < LIMIT {
+            if let Some(st) = s.child.try_wait().unwrap() {
+                use std::os::unix::process::ExitStatusExt;
+                exited = Some(st.signal());
+                break;
+            }
+            if s.log().iter().any(|x| x.contains("clients: ")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let after = match exited {
+            None => String::from_utf8_lossy(&s.talk(b"")).into_owned(),
+            Some(_) => String::new(),
+        };
+        (env, s.log(), after, exited)
+    };
+    let (env, log, after, exited) = run(&djb());
+    assert_eq!(env, "done\n", "djb's sets no TCPCONN* variable");
+    assert!(!log.iter().any(|l| l.contains("clients: ")), "{log:?}");
+    assert_eq!(after, "", "djb's server is gone");
+    assert_eq!(exited, Some(Some(libc::SIGUSR1)), "djb's dies of SIGUSR1");
+    let (env, log, after, exited) = run(&ours());
+    assert_eq!(env, "TCPCONNNUM=1\ndone\n");
+    assert!(
+        log.iter()
+            .any(|l| l == "tcpserver: clients: 0 addresses, 0/40 connections"),
+        "{log:?}"
+    );
+    assert_eq!(after, "TCPCONNNUM=1\ndone\n", "ours goes on serving");
+    assert_eq!(exited, None, "ours keeps running");
+}
