@@ -771,3 +771,38 @@ fn deliberate_differences_tcpconnnum_and_sigusr1() {
     assert_eq!(after, "TCPCONNNUM=1\ndone\n", "ours goes on serving");
     assert_eq!(exited, None, "ours keeps running");
 }
+
+/// The letters ours adds for deployment, `-a` (PROXY headers) and `-L` (an inherited
+/// socket), are usage errors for djb's; ours takes them (here `-L` names a descriptor
+/// that is not open, which is its own startup error).
+#[test]
+fn added_letters_a_and_l_are_djb_usage_errors() {
+    let run = |bin: &Path, args: &[&str]| {
+        let mut c = Command::new(bin);
+        c.args(args).env_clear().env("PATH", "/usr/bin:/bin");
+        let o = run_with_input(&mut c, b"", Duration::from_secs(10));
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    for (letter, args) in [
+        ("a", &["-a", "-HR", "127.0.0.1", "0", "true"][..]),
+        ("L", &["-L", "900", "-HR", "127.0.0.1", "0", "true"][..]),
+    ] {
+        let (code, err) = run(&djb(), args);
+        assert_eq!(code, Some(100), "{err}");
+        assert!(
+            err.starts_with(&format!("tcpserver: illegal option -- {letter}\n")),
+            "{err}"
+        );
+    }
+    let (code, err) = run(&ours(), &["-L", "900", "-HR", "127.0.0.1", "0", "true"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            Some(111),
+            "tcpserver: fatal: no inherited socket on descriptor 900\n"
+        )
+    );
+}
