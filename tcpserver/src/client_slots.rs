@@ -3,16 +3,14 @@
 //!
 //! The parent counts connections per address at accept time, but behind a load balancer
 //! every connection comes from the balancer. The parent gives each child a slot before
-//! it forks; the child writes its client's address there once it knows it (the header's,
-//! or its peer's) and counts the live slots holding the same address; the parent frees
-//! the slot when it reaps the child. A slot is three words: a state written last (with
+//! it forks (and remembers it beside the child's pid); the child writes its client's
+//! address there once it knows it (the header's, or its peer's) and counts the live slots
+//! holding the same address; the parent frees the slot when it reaps the child. A slot is three words: a state written last (with
 //! release ordering) and the address as an IPv6 address (IPv4 mapped).
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use crate::server::Fast;
 
 /// Most slots: beyond this many children at once, the extra ones count as if alone.
 pub const MOST: u64 = 1 << 16;
@@ -23,7 +21,6 @@ pub struct ClientSlots {
     words: NonNull<AtomicU64>,
     len: usize,
     free: Vec<u32>,
-    of_pid: Fast<libc::pid_t, u32>,
 }
 
 fn key(ip: IpAddr) -> u128 {
@@ -55,7 +52,6 @@ impl ClientSlots {
             words: p.cast(),
             len,
             free: (0..len as u32).rev().collect(),
-            of_pid: Fast::default(),
         })
     }
 
@@ -71,22 +67,10 @@ impl ClientSlots {
         self.free.pop()
     }
 
-    /// Records that child `pid` has slot `slot`.
-    pub fn started(&mut self, pid: libc::pid_t, slot: u32) {
-        self.of_pid.insert(pid, slot);
-    }
-
-    /// Gives back a slot whose fork failed.
-    pub fn put_back(&mut self, slot: u32) {
+    /// Frees `slot`: its child ended, or was never forked.
+    pub fn free(&mut self, slot: u32) {
+        self.word(slot as usize * WORDS).store(0, Ordering::Release);
         self.free.push(slot);
-    }
-
-    /// Frees child `pid`'s slot.
-    pub fn ended(&mut self, pid: libc::pid_t) {
-        if let Some(slot) = self.of_pid.remove(&pid) {
-            self.word(slot as usize * WORDS).store(0, Ordering::Release);
-            self.free.push(slot);
-        }
     }
 
     /// In the child: records `ip` in `slot` and returns how many live slots hold `ip`,
@@ -115,9 +99,8 @@ impl ClientSlots {
         Some((u128::from(hi) << 64) | u128::from(lo))
     }
 
-    /// The address in child `pid`'s slot, once the child has written it.
-    pub fn address_of(&self, pid: libc::pid_t) -> Option<IpAddr> {
-        let slot = *self.of_pid.get(&pid)?;
+    /// The address in `slot`, once its child has written it.
+    pub fn address_of(&self, slot: u32) -> Option<IpAddr> {
         let k = self.get(slot as usize)?;
         let a = Ipv6Addr::from(k);
         Some(match a.to_ipv4_mapped() {
@@ -138,18 +121,14 @@ mod tests {
         let b: IpAddr = "2001:db8::1".parse().unwrap();
         let (x, y, z) = (s.take().unwrap(), s.take().unwrap(), s.take().unwrap());
         assert_eq!(s.take(), None);
-        s.started(10, x);
-        s.started(11, y);
-        s.started(12, z);
         assert_eq!(s.claim(x, a), 1);
         assert_eq!(s.claim(y, b), 1);
         // The mapped form is the same client.
         assert_eq!(s.claim(z, "::ffff:192.0.2.1".parse().unwrap()), 2);
-        assert_eq!(s.address_of(12), Some(a));
-        s.ended(10);
-        assert_eq!(s.address_of(10), None);
+        assert_eq!(s.address_of(z), Some(a));
+        s.free(x);
+        assert_eq!(s.address_of(x), None);
         let w = s.take().unwrap();
-        s.started(13, w);
         assert_eq!(s.claim(w, a), 2);
     }
 }

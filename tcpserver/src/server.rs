@@ -73,7 +73,7 @@ pub fn set_up_signals() {
 /// attacker-chosen keys beyond client addresses, and SipHash cost more per accept than
 /// the rest of the parent's work together.
 #[derive(Default)]
-pub(crate) struct FastHasher(u64);
+struct FastHasher(u64);
 
 impl Hasher for FastHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -92,7 +92,7 @@ impl Hasher for FastHasher {
     }
 }
 
-pub(crate) type Fast<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+type Fast<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 struct Parent {
     verbose: bool,
@@ -104,7 +104,9 @@ struct Parent {
     /// Per-client-IP counts, kept only when `-C`, rules (`MAXCONIP`) or PROXY headers
     /// can use them ([`Config::counts_clients`]).
     track_ips: bool,
-    by_pid: Fast<libc::pid_t, IpAddr>,
+    /// Each child's peer address, and its slot in `slots` when it has one (a slot is
+    /// taken only when PROXY headers may come, which implies counting).
+    by_pid: Fast<libc::pid_t, (IpAddr, Option<u32>)>,
     by_ip: Fast<IpAddr, u64>,
     /// The client address of each child that may read a PROXY header, made at the first.
     slots: Option<ClientSlots>,
@@ -151,11 +153,11 @@ impl Parent {
                     .write();
             }
             self.children = self.children.saturating_sub(1);
-            if let Some(s) = &mut self.slots {
-                s.ended(pid);
-            }
             if self.track_ips {
-                if let Some(ip) = self.by_pid.remove(&pid) {
+                if let Some((ip, slot)) = self.by_pid.remove(&pid) {
+                    if let (Some(s), Some(slot)) = (&mut self.slots, slot) {
+                        s.free(slot);
+                    }
                     if let Some(n) = self.by_ip.get_mut(&ip) {
                         *n -= 1;
                         if *n == 0 {
@@ -182,11 +184,8 @@ impl Parent {
     #[inline]
     fn started(&mut self, pid: libc::pid_t, ip: IpAddr, slot: Option<u32>) {
         if self.track_ips {
-            self.by_pid.insert(pid, ip);
+            self.by_pid.insert(pid, (ip, slot));
             *self.by_ip.entry(ip).or_insert(0) += 1;
-        }
-        if let (Some(s), Some(slot)) = (&mut self.slots, slot) {
-            s.started(pid, slot);
         }
         if self.children == self.limit && self.verbose {
             self.full(ip);
@@ -206,11 +205,9 @@ impl Parent {
     /// child that read one): empty when addresses are not counted.
     fn clients(&self) -> Vec<(IpAddr, u64)> {
         let mut n: Fast<IpAddr, u64> = Fast::default();
-        for (pid, ip) in &self.by_pid {
-            let ip = self
-                .slots
-                .as_ref()
-                .and_then(|s| s.address_of(*pid))
+        for (ip, slot) in self.by_pid.values() {
+            let ip = slot
+                .and_then(|slot| self.slots.as_ref()?.address_of(slot))
                 .unwrap_or(*ip);
             *n.entry(ip).or_insert(0) += 1;
         }
@@ -424,7 +421,7 @@ pub fn run<S: Service>(c: Config, msg: Msg, listeners: Vec<socket2::Socket>, mut
             Err(e) => {
                 msg.warn_sys(&[b"dropping connection, unable to fork"], &e.into());
                 if let (Some(s), Some(slot)) = (&mut p.slots, slot) {
-                    s.put_back(slot);
+                    s.free(slot);
                 }
                 p.children -= 1;
                 p.status();
