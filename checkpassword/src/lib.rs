@@ -5,6 +5,7 @@
 
 pub mod bookkeeping;
 pub mod db;
+pub mod deadline;
 pub mod decide;
 pub mod fd3;
 pub mod log;

@@ -14,7 +14,7 @@ use crate::db::Db;
 use crate::decide::{self, Outcome};
 use crate::fd3::{self, Fd3Error};
 use crate::request::{self, Request, Who};
-use crate::{bookkeeping, log, setup};
+use crate::{bookkeeping, deadline, log, setup};
 use crate::{EXIT_FAIL, EXIT_MISUSE, EXIT_NOUSER, EXIT_TEMP};
 
 /// Why a login did not reach its program.
@@ -58,6 +58,7 @@ pub fn run(args: &[OsString]) -> i32 {
 
 fn login(req: &Request) -> Result<Infallible, Failure> {
     let settings = Settings::load(&|k| req.env.get(k), req.env.trusted).map_err(Failure::Config)?;
+    deadline::arm(settings.login_timeout);
     let who = req.who(&settings)?;
     let targets = settings.targets().map_err(Failure::Config)?;
     let mut db = Db::open(targets)?;
@@ -65,6 +66,7 @@ fn login(req: &Request) -> Result<Infallible, Failure> {
     db.close();
     let user = user?;
     let env = setup::process(req, &settings, &who, &user).map_err(Failure::Fatal)?;
+    deadline::disarm();
     Err(Failure::Fatal(setup::exec(&req.prog, &env)))
 }
 

@@ -1511,6 +1511,72 @@ fn uncounted_failure_is_temporary() {
     );
 }
 
+/// `login_timeout` bounds the whole login: a database that accepts and then says nothing
+/// (each read would wait its own 10 s) ends the login with 111 and the deadline's line;
+/// a login that succeeds leaves no alarm behind for the program it runs.
+#[test]
+fn login_deadline() {
+    let w = World::new(Kind::Sqlite);
+    w.add("dora", "pw");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    silent.set_nonblocking(true).unwrap();
+    let held = std::thread::spawn(move || {
+        // Takes the one connection within 10 s and keeps it open, silent, for 3 s more.
+        for _ in 0..200 {
+            if let Ok((c, _)) = silent.accept() {
+                std::thread::sleep(Duration::from_secs(3));
+                return Some(c);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    });
+    let input = format!("{}\0pw\0\0", w.login("dora"));
+    let o = w.call(
+        Some(input.as_bytes()),
+        &[
+            (
+                "CHECKPASSWORD_DB",
+                &format!("mysql://u:p@127.0.0.1:{port}/db"),
+            ),
+            ("CHECKPASSWORD_LOGIN_TIMEOUT", "1"),
+        ],
+        &["/bin/true"],
+    );
+    assert_code(&o, 111, "a silent database past the deadline");
+    assert!(
+        stderr(&o).contains("the login took longer than login_timeout"),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        held.join().unwrap().is_some(),
+        "checkpassword never connected"
+    );
+    // A good login under a deadline shorter than its program's run: the program lives on.
+    let o = w.call(
+        Some(input.as_bytes()),
+        &[("CHECKPASSWORD_LOGIN_TIMEOUT", "1")],
+        &["/bin/sh", "-c", "sleep 2; echo alive"],
+    );
+    assert_code(&o, 0, "login under a deadline");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "alive\n",
+        "{}",
+        show(&o)
+    );
+    // A bad value is a configuration error, 111.
+    let o = w.call(
+        Some(input.as_bytes()),
+        &[("CHECKPASSWORD_LOGIN_TIMEOUT", "soon")],
+        &["/bin/true"],
+    );
+    assert_code(&o, 111, "bad login_timeout");
+    assert!(stderr(&o).contains("login_timeout"), "{}", show(&o));
+}
+
 #[test]
 fn mysql_stopped_mid_run() {
     stopped_server(Kind::Mysql);

@@ -40,6 +40,8 @@ pub struct Settings {
     pub qmail_dir: PathBuf,
     /// mailaccounts also writes pw_clear_passwd (for APOP and CRAM-MD5).
     pub clear_passwords: bool,
+    /// Seconds a whole login may take once its request is read (0: no limit).
+    pub login_timeout: u64,
 }
 
 impl Default for Settings {
@@ -58,6 +60,7 @@ impl Default for Settings {
             vpopmail_dir: None,
             qmail_dir: PathBuf::from("/var/qmail"),
             clear_passwords: false,
+            login_timeout: 20,
         }
     }
 }
@@ -77,6 +80,7 @@ pub const KEYS: &[&str] = &[
     "vpopmail_dir",
     "qmail",
     "clear_passwords",
+    "login_timeout",
 ];
 
 fn num(key: &str, v: &str) -> Result<u64, String> {
@@ -134,6 +138,7 @@ impl Settings {
                     _ => return Err("bad value for clear_passwords: want on or off".into()),
                 }
             }
+            "login_timeout" => self.login_timeout = num(key, v)?,
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())
