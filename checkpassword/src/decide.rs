@@ -161,10 +161,11 @@ fn checked(pw: &[u8], hash: &[u8], address: &str, label: Option<&str>) -> bool {
 }
 
 /// Our app passwords, tried when the account's own password did not match: only for a
-/// plain password (a challenge response proves the clear column, which they have none
-/// of), only one shaped like an app password's secret, and only those whose scope takes
-/// this service, client address and time. Read with a second query, so that a login with
-/// the right password costs what it did before.
+/// typed password shaped like an app password's secret (an APOP or CRAM-MD5 response,
+/// 32 hex digits, never is: those prove the clear column, which app passwords have none
+/// of; qmail-popup's timestamp comes with plain logins too, so it decides nothing), and
+/// only those whose scope takes this service, client address and time. Read with a
+/// second query, so that a login with the right password costs what it did before.
 fn app_password(
     req: &Request,
     who: &Who,
@@ -172,7 +173,7 @@ fn app_password(
     user: &User,
     now: i64,
 ) -> Result<Option<String>, DbError> {
-    if !req.creds.challenge.is_empty() || !app_passwords::account_usable(&user.passwd) {
+    if !app_passwords::account_usable(&user.passwd) {
         return Ok(None);
     }
     let Some(secret) = app_passwords::normalize(&req.creds.password) else {
