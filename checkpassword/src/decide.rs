@@ -140,19 +140,23 @@ fn password_method(req: &Request, who: &Who, u: &User) -> Option<&'static str> {
             _ => {}
         }
     }
-    checked(pw, &u.passwd, &who.address(), None).then_some("PLAIN")
+    checked(pw, &u.passwd, who, None).then_some("PLAIN")
 }
 
 /// A hash check; a hash refused as such (an Argon2 string over our bounds) is a wrong
 /// password, not a temporary failure: trying again would not help, and the log says why.
-fn checked(pw: &[u8], hash: &[u8], address: &str, label: Option<&str>) -> bool {
+fn checked(pw: &[u8], hash: &[u8], who: &Who, label: Option<&str>) -> bool {
     match verify::check(pw, hash) {
         verify::Check::Match => true,
         verify::Check::Mismatch => false,
         verify::Check::BadHash(why) => {
             let whose = match label {
-                Some(l) => format!("app password \"{}\" of {address}", log::clean(l.as_bytes())),
-                None => address.to_string(),
+                Some(l) => format!(
+                    "app password \"{}\" of {}",
+                    log::clean(l.as_bytes()),
+                    who.address()
+                ),
+                None => who.address(),
             };
             log::warn(&format!("unusable password hash for {whose}: {why}"));
             false
@@ -187,10 +191,8 @@ fn app_password(
         Service::Smtp => "smtp",
         Service::Webmail => "webmail",
     };
-    let address = who.address();
     for a in app_passwords::read(conn.query(&sql, &params))? {
-        if a.in_scope(service, &req.ip, now) && checked(&secret, &a.hash, &address, Some(&a.label))
-        {
+        if a.in_scope(service, &req.ip, now) && checked(&secret, &a.hash, who, Some(&a.label)) {
             return Ok(Some(a.label));
         }
     }
