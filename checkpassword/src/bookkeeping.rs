@@ -28,13 +28,16 @@ pub fn record(
 ) -> Result<(), DbError> {
     match &d.outcome {
         Outcome::Failed(_) => failure(req, settings, who, db, &d.counters, now),
-        Outcome::Accepted { user, method } => {
+        Outcome::Accepted { user, method, app } => {
             let relay = settings.relay
                 && req.service.service != Service::Smtp
                 && user.flags & NO_RELAY == 0
                 && !req.ip.is_empty();
             success(req, who, db, &d.counters, relay, now)?;
-            let text = format!("({method}) login success");
+            let mut text = format!("({method}) login success");
+            if let Some(label) = app {
+                text += &format!(" app password \"{}\"", log::clean(label.as_bytes()));
+            }
             req.attempt(&text, who.user().as_bytes(), who.domain());
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! The decision on one login, made from the lockout counters and the user's row (read in
 //! one round trip) and the password check: one [`Outcome`].
 
+use vpopdb::app_passwords;
 use vpopdb::config::Settings;
 use vpopdb::lockout::{self, Locked};
 use vpopdb::store::DbError;
@@ -8,12 +9,18 @@ use vpopdb::users::{self, User};
 use vpopdb::verify;
 
 use crate::db::Db;
+use crate::log;
 use crate::request::{Request, Who};
 use crate::service::{self, Service};
 
 pub enum Outcome {
-    /// The right password or challenge response, by `method` (PLAIN, APOP, CRAM-MD5).
-    Accepted { user: User, method: &'static str },
+    /// The right password or challenge response, by `method` (PLAIN, APOP, CRAM-MD5);
+    /// `app`: the label of the app password that matched instead of the account's own.
+    Accepted {
+        user: User,
+        method: &'static str,
+        app: Option<String>,
+    },
     /// Dovecot's lookup of a user who exists.
     Found(User),
     /// Dovecot's lookup of a user who does not.
@@ -44,7 +51,7 @@ pub fn decide(
             None => Outcome::NotFound,
         }
     } else {
-        check(req, settings, &counters, row, now)
+        check(req, settings, who, db, &counters, row, now)?
     };
     Ok(Decision { outcome, counters })
 }
@@ -84,42 +91,45 @@ fn look_up(
 fn check(
     req: &Request,
     settings: &Settings,
+    who: &Who,
+    db: &mut Db,
     counters: &lockout::State,
     row: Option<User>,
     now: i64,
-) -> Outcome {
+) -> Result<Outcome, DbError> {
     let pw = &req.creds.password;
     let user = match (row, counters.locked(settings, now)) {
         (_, Locked::Account) => {
             verify::dummy(pw);
-            return Outcome::Failed("password fail (account locked out)");
+            return Ok(Outcome::Failed("password fail (account locked out)"));
         }
         (_, Locked::Address) => {
             verify::dummy(pw);
-            return Outcome::Failed("password fail (address locked out)");
+            return Ok(Outcome::Failed("password fail (address locked out)"));
         }
         (None, Locked::No) => {
             verify::dummy(pw);
-            return Outcome::Failed("vpopmail user not found");
+            return Ok(Outcome::Failed("vpopmail user not found"));
         }
         (Some(u), Locked::No) => u,
     };
-    let Some(method) = password_method(req, &user) else {
-        return Outcome::Failed(if user.passwd.is_empty() {
-            "user has no password"
-        } else {
-            "password fail"
-        });
+    let (method, app) = match password_method(req, who, &user) {
+        Some(m) => (m, None),
+        None => match app_password(req, who, db, &user, now)? {
+            Some(label) => ("PLAIN", Some(label)),
+            None if user.passwd.is_empty() => return Ok(Outcome::Failed("user has no password")),
+            None => return Ok(Outcome::Failed("password fail")),
+        },
     };
-    match service::denied(req.service.service, user.flags) {
+    Ok(match service::denied(req.service.service, user.flags) {
         Some(text) => Outcome::Denied(text),
-        None => Outcome::Accepted { user, method },
-    }
+        None => Outcome::Accepted { user, method, app },
+    })
 }
 
 /// How the credentials prove the password, if they do: a challenge response (APOP for
 /// POP, CRAM-MD5 for SMTP) against the clear column when there is one, else crypt(3).
-fn password_method(req: &Request, u: &User) -> Option<&'static str> {
+fn password_method(req: &Request, who: &Who, u: &User) -> Option<&'static str> {
     let (pw, ch) = (&req.creds.password, &req.creds.challenge);
     if !u.clear.is_empty() && !ch.is_empty() {
         match req.service.service {
@@ -130,5 +140,61 @@ fn password_method(req: &Request, u: &User) -> Option<&'static str> {
             _ => {}
         }
     }
-    verify::check_crypt(pw, &u.passwd).then_some("PLAIN")
+    checked(pw, &u.passwd, who, None).then_some("PLAIN")
+}
+
+/// A hash check; a hash refused as such (an Argon2 string over our bounds) is a wrong
+/// password, not a temporary failure: trying again would not help, and the log says why.
+fn checked(pw: &[u8], hash: &[u8], who: &Who, label: Option<&str>) -> bool {
+    match verify::check(pw, hash) {
+        verify::Check::Match => true,
+        verify::Check::Mismatch => false,
+        verify::Check::BadHash(why) => {
+            let whose = match label {
+                Some(l) => format!(
+                    "app password \"{}\" of {}",
+                    log::clean(l.as_bytes()),
+                    who.address()
+                ),
+                None => who.address(),
+            };
+            log::warn(&format!("unusable password hash for {whose}: {why}"));
+            false
+        }
+    }
+}
+
+/// Our app passwords, tried when the account's own password did not match: only for a
+/// typed password shaped like an app password's secret (an APOP or CRAM-MD5 response,
+/// 32 hex digits, never is: those prove the clear column, which app passwords have none
+/// of; qmail-popup's timestamp comes with plain logins too, so it decides nothing), and
+/// only those whose scope takes this service, client address and time. Read with a
+/// second query, so that a login with the right password costs what it did before.
+fn app_password(
+    req: &Request,
+    who: &Who,
+    db: &mut Db,
+    user: &User,
+    now: i64,
+) -> Result<Option<String>, DbError> {
+    if !app_passwords::account_usable(&user.passwd) {
+        return Ok(None);
+    }
+    let Some(secret) = app_passwords::normalize(&req.creds.password) else {
+        return Ok(None);
+    };
+    let conn = db.reader();
+    let (sql, params) = app_passwords::query(conn.kind(), who.user(), who.domain(), now);
+    let service = match req.service.service {
+        Service::Pop => "pop",
+        Service::Imap => "imap",
+        Service::Smtp => "smtp",
+        Service::Webmail => "webmail",
+    };
+    for a in app_passwords::read(conn.query(&sql, &params))? {
+        if a.in_scope(service, &req.ip, now) && checked(&secret, &a.hash, who, Some(&a.label)) {
+            return Ok(Some(a.label));
+        }
+    }
+    Ok(None)
 }

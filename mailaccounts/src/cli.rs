@@ -61,7 +61,7 @@ pub enum Command {
     Add {
         #[arg(value_name = "USER@DOMAIN")]
         login: String,
-        /// Hash method: yescrypt, sha512, sha256, bcrypt, md5
+        /// Hash method: yescrypt, argon2id, sha512, sha256, bcrypt, md5
         #[arg(long, value_name = "METHOD")]
         hash: Option<String>,
         /// Quota: NOQUOTA, 50M, 1000000S, 1000000S,500C
@@ -86,7 +86,7 @@ pub enum Command {
     Passwd {
         #[arg(value_name = "USER@DOMAIN")]
         login: String,
-        /// Hash method: yescrypt, sha512, sha256, bcrypt, md5
+        /// Hash method: yescrypt, argon2id, sha512, sha256, bcrypt, md5
         #[arg(long, value_name = "METHOD")]
         hash: Option<String>,
     },
@@ -125,6 +125,9 @@ pub enum Command {
         #[arg(value_name = "DOMAIN|USER@DOMAIN")]
         scope: Option<String>,
     },
+    /// App passwords (our extension): extra passwords for one device, service and network
+    #[command(subcommand)]
+    AppPassword(crate::app_password::Action),
     /// Show the change log
     Log {
         #[arg(value_name = "DOMAIN|USER@DOMAIN")]

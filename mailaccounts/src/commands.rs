@@ -101,17 +101,17 @@ fn id_of(s: &str, group: bool) -> R<u32> {
     })
 }
 
-struct Ctx {
-    settings: Settings,
-    db: Box<dyn Conn>,
-    out: Out,
+pub(crate) struct Ctx {
+    pub(crate) settings: Settings,
+    pub(crate) db: Box<dyn Conn>,
+    pub(crate) out: Out,
 }
 
 impl Ctx {
     fn table(&self, domain: &str) -> db::Table {
         db::table(self.settings.tables, domain)
     }
-    fn log(&mut self, user: &str, domain: &str, action: &str, detail: &str) -> R<()> {
+    pub(crate) fn log(&mut self, user: &str, domain: &str, action: &str, detail: &str) -> R<()> {
         db::log_change(
             self.db.as_mut(),
             &db::Change {
@@ -130,7 +130,7 @@ impl Ctx {
         a.find(d)
             .ok_or_else(|| Fail::Usage(format!("no such domain {d} (not in {})", a.path.display())))
     }
-    fn row(&mut self, u: &str, d: &str) -> R<Row> {
+    pub(crate) fn row(&mut self, u: &str, d: &str) -> R<Row> {
         let t = self.table(d);
         db::get(self.db.as_mut(), &t, u, d)?
             .ok_or_else(|| Fail::Usage(format!("no such account {u}@{d}")))
@@ -403,6 +403,7 @@ fn dispatch(c: &mut Ctx, cmd: Command) -> R<()> {
                 .collect();
             c.out.table(&["login", "time", "ip"], cells);
         }
+        Command::AppPassword(a) => crate::app_password::run(c, a)?,
         Command::Log { scope: s, limit } => {
             let limit: u64 = match limit.as_deref() {
                 Some(l) => l

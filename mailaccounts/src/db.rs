@@ -51,12 +51,17 @@ fn user_ddl(k: Kind, t: &Table) -> String {
     )
 }
 
-fn changelog_ddl(k: Kind) -> String {
-    let id = match k {
+/// A numbered primary key, in each dialect.
+pub fn serial_key(k: Kind) -> &'static str {
+    match k {
         Kind::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
         Kind::Mysql => "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY",
         Kind::Postgres => "BIGSERIAL PRIMARY KEY",
-    };
+    }
+}
+
+fn changelog_ddl(k: Kind) -> String {
+    let id = serial_key(k);
     let q = |c: &str| k.ident(c);
     format!(
         "CREATE TABLE IF NOT EXISTS {} ({} {id}, {} BIGINT NOT NULL, {} VARCHAR(64) NOT NULL, \
@@ -80,6 +85,7 @@ pub fn init(db: &mut dyn Conn, tables: Tables) -> Result<(), DbError> {
         db.exec(&user_ddl(k, &table(tables, "")), &[])?;
     }
     db.exec(&changelog_ddl(k), &[])?;
+    crate::app_password::create_table(db)?;
     // checkpassword creates these on first use; a statement that touches no row makes
     // its own code create them now, with its own definitions.
     for t in ["lastauth", "relay", "lockout"] {
@@ -283,6 +289,7 @@ pub fn delete(
     if let Some(u) = user {
         unlock(db, &format!("{u}@{domain}"), None)?;
     }
+    crate::app_password::forget(db, user, domain)?;
     Ok(n)
 }
 
@@ -356,22 +363,31 @@ pub struct Change<'a> {
     pub detail: &'a str,
 }
 
+/// `INSERT INTO table (cols) VALUES (?, ...)`, one placeholder per column.
+pub fn insert_sql(k: Kind, table: &str, cols: &[&str]) -> String {
+    let names: Vec<String> = cols.iter().map(|c| k.ident(c)).collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        k.ident(table),
+        names.join(", "),
+        vec!["?"; cols.len()].join(", ")
+    )
+}
+
 /// Appends a change-log row (never a password or hash: callers pass only what changed).
 pub fn log_change(db: &mut dyn Conn, c: &Change) -> Result<(), DbError> {
     let k = db.kind();
-    let cols = [
-        "timestamp",
-        "actor",
-        "pw_name",
-        "pw_domain",
-        "action",
-        "detail",
-    ];
-    let names: Vec<String> = cols.iter().map(|c| k.ident(c)).collect();
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?)",
-        k.ident("changelog"),
-        names.join(", ")
+    let sql = insert_sql(
+        k,
+        "changelog",
+        &[
+            "timestamp",
+            "actor",
+            "pw_name",
+            "pw_domain",
+            "action",
+            "detail",
+        ],
     );
     let cut = |s: &str, n: usize| s.chars().take(n).collect::<String>();
     let p = [

@@ -1,5 +1,6 @@
 //! mailaccounts: domains and accounts in checkpassword's database (vpopmail's tools).
 
+mod app_password;
 mod cli;
 mod commands;
 mod db;

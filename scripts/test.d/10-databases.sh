@@ -1,6 +1,7 @@
 # Sourced by scripts/test.sh (bash, set -euo pipefail, as root): private MariaDB and
 # PostgreSQL instances for the checkpassword tests, plus what those tests run (Dovecot,
-# mkpasswd, sqlite3, libxcrypt's headers for the build).
+# mkpasswd, sqlite3, argon2 (the reference implementation's CLI, for Argon2 hashes made
+# by another tool), libxcrypt's headers for the build).
 #
 # Each server gets its own data directory, unix socket and loopback port under one
 # temporary directory and is stopped and removed at exit. The tests reach them through:
@@ -11,7 +12,7 @@
 # tab-separated lines).
 
 apt_install libcrypt-dev sqlite3 whois mariadb-server mariadb-client postgresql \
-  dovecot-core dovecot-imapd dovecot-pop3d
+  dovecot-core dovecot-imapd dovecot-pop3d argon2
 
 cp_free_port() {
   local p i

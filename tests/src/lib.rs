@@ -1,6 +1,8 @@
 //! Helpers for the black-box tests: where our binaries and Debian's are, temporary
 //! directories, running a program with input and a bounded wait.
 
+pub mod accounts;
+
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -345,9 +345,48 @@ fn dovecot_logs_users_in_through_checkpassword() {
         "{}",
         d.log()
     );
+
+    // An app password (our extension) for IMAP only: Dovecot's SERVICE says which.
+    // Its hash: echo -n abcdefghijklmnop | argon2 appsalt-16bytes! -id -t 1 -k 1024 -p 1 -e
+    sql(
+        &db,
+        &format!(
+            "CREATE TABLE vpopmail_app_passwords (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+             pw_name VARCHAR(64) NOT NULL, pw_domain VARCHAR(96) NOT NULL, \
+             label VARCHAR(32) NOT NULL, hash VARCHAR(255) NOT NULL, \
+             services VARCHAR(32) NOT NULL, network VARCHAR(64), expires BIGINT, \
+             created BIGINT NOT NULL, UNIQUE (pw_name, pw_domain, label));
+             INSERT INTO vpopmail_app_passwords (pw_name, pw_domain, label, hash, services, \
+             created) VALUES ('quinn', '{domain}', 'tablet', '{APP_HASH}', 'imap', 0);"
+        ),
+    );
+    let mut c = Conn::from(imap, [127, 0, 0, 6]);
+    c.send(&format!("c1 LOGIN quinn@{domain} abcd-efgh-ijkl-mnop"));
+    let r = c.tagged("c1");
+    assert!(
+        r.starts_with("c1 OK"),
+        "app password over IMAP: {r}\n{}",
+        d.log()
+    );
+    c.send("c2 LOGOUT");
+    let mut p = Conn::from(pop3, [127, 0, 0, 7]);
+    p.send(&format!("USER quinn@{domain}"));
+    assert!(p.line().starts_with("+OK"));
+    p.send("PASS abcd-efgh-ijkl-mnop");
+    let r = p.line();
+    assert!(r.starts_with("-ERR"), "an IMAP app password over POP3: {r}");
+    let rows = sql(
+        &db,
+        &format!("SELECT remote_ip FROM lastauth WHERE user = 'quinn' AND domain = '{domain}';"),
+    );
+    assert_eq!(rows, "127.0.0.6\n", "{}", d.log());
+
     let log = d.log();
     assert!(
-        !log.contains("Dove-pw1") && !log.contains("wrong-pw"),
+        !log.contains("Dove-pw1") && !log.contains("wrong-pw") && !log.contains("abcd-efgh"),
         "password logged:\n{log}"
     );
 }
+
+const APP_HASH: &str =
+    "$argon2id$v=19$m=1024,t=1,p=1$YXBwc2FsdC0xNmJ5dGVzIQ$+VMTONggIHCCKm9IK8KXhgz0HstGB7NqKhhAXK9Zh5c";

@@ -1,5 +1,6 @@
 //! New password hashes: libxcrypt's `crypt_gensalt_rn` picks the salt from the kernel's
-//! random source, `crypt_rn` (through [`crate::verify::crypt`]) hashes.
+//! random source, `crypt_rn` (through [`crate::verify::crypt`]) hashes; Argon2id, which
+//! libxcrypt lacks, is made by [`crate::phc`] with a salt from `getrandom(2)`.
 
 use std::ffi::{c_char, c_int, c_ulong, CStr, CString};
 
@@ -19,6 +20,7 @@ extern "C" {
 /// The methods `--hash` accepts, strongest first: (name, crypt prefix).
 pub const METHODS: &[(&str, &str)] = &[
     ("yescrypt", "$y$"),
+    ("argon2id", "$argon2id$"),
     ("sha512", "$6$"),
     ("sha256", "$5$"),
     ("bcrypt", "$2b$"),
@@ -59,8 +61,41 @@ pub fn default_method() -> &'static str {
     }
 }
 
+/// Argon2id's cost for new hashes: 64 MiB (PHP's and Dovecot's default memory) and three
+/// passes (RFC 9106's second recommendation), one lane (the login fills lanes serially).
+pub const ARGON2ID_COST: (u32, u32, u32) = (64 * 1024, 3, 1);
+
+/// Fills `buf` from the kernel's random source.
+pub fn random(buf: &mut [u8]) -> Result<(), String> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: rest is writable for its length.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(format!("getrandom: {e}"));
+            }
+            continue;
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
+/// An Argon2id hash of `clear` with the given (memory KiB, passes, lanes) and a fresh salt.
+pub fn argon2id(clear: &[u8], (m, t, p): (u32, u32, u32)) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    random(&mut salt)?;
+    crate::phc::make(clear, m, t, p, &salt)
+}
+
 /// Hashes `clear` with the named method.
 pub fn hash(clear: &[u8], method: &str) -> Result<String, String> {
+    if method == "argon2id" {
+        return argon2id(clear, ARGON2ID_COST);
+    }
     let prefix = METHODS
         .iter()
         .find(|(n, _)| *n == method)
@@ -78,6 +113,8 @@ pub fn method_of(stored: &[u8]) -> &'static str {
     match h {
         [] => "none",
         [b'$', b'y', b'$', ..] => "yescrypt",
+        _ if h.starts_with(b"$argon2id$") => "argon2id",
+        _ if h.starts_with(b"$argon2i$") => "argon2i",
         [b'$', b'6', b'$', ..] => "sha512",
         [b'$', b'5', b'$', ..] => "sha256",
         [b'$', b'2', ..] => "bcrypt",
@@ -102,6 +139,14 @@ mod tests {
             assert!(!crate::verify::check_crypt(b"Secret124", h.as_bytes()));
         }
         assert_ne!(hash(b"x", "sha512").unwrap(), hash(b"x", "sha512").unwrap());
+        assert_ne!(
+            argon2id(b"x", (64, 1, 1)).unwrap(),
+            argon2id(b"x", (64, 1, 1)).unwrap()
+        );
+        assert_eq!(
+            method_of(b"{ARGON2I}$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$x"),
+            "argon2i"
+        );
         assert!(hash(b"x", "des").is_err());
     }
 }

@@ -1,11 +1,13 @@
 //! vpopmail's user database, as the login (checkpassword) and the account tool
 //! (mailaccounts) both use it: settings and where the database is, the three SQL back
 //! ends, the user table and the rows a login writes, failed-login lockout, qmail's
-//! users/cdb, password checks and the rules for login names.
+//! users/cdb, password checks (Argon2 too) and the rules for login names, and our app
+//! passwords.
 //!
 //! With the `admin` feature also what only the account tool needs: users/assign and
 //! users/cdb written as qmail-newu writes them, and new password hashes.
 
+pub mod app_passwords;
 pub mod assign;
 #[cfg(feature = "admin")]
 pub mod assign_file;
@@ -15,6 +17,7 @@ pub mod flags_quota;
 pub mod hash;
 pub mod lockout;
 pub mod loginname;
+pub mod phc;
 pub mod store;
 pub mod target;
 pub mod users;

@@ -1,5 +1,6 @@
 //! Password checks: the system's crypt(3) (libxcrypt, so every format the system knows),
-//! APOP and CRAM-MD5 against the clear column, all compared in constant time.
+//! Argon2 PHC strings (which libxcrypt lacks: [`crate::phc`]), APOP and CRAM-MD5 against
+//! the clear column, all compared in constant time.
 
 use std::ffi::{c_char, c_int, c_void, CString};
 
@@ -61,17 +62,39 @@ pub fn strip_scheme(stored: &[u8]) -> &[u8] {
     stored
 }
 
+/// A stored hash checked against a password.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Check {
+    Match,
+    Mismatch,
+    /// The stored hash is refused (an Argon2 string outside [`crate::phc`]'s bounds, or
+    /// malformed): a failed login, whose log should say why.
+    BadHash(String),
+}
+
 /// Whether `clear` matches the stored `pw_passwd`. An empty or unusable stored value
 /// still costs one dummy hash, so no stored value answers faster than another.
 pub fn check_crypt(clear: &[u8], stored: &[u8]) -> bool {
+    check(clear, stored) == Check::Match
+}
+
+/// [`check_crypt`], telling a refused hash from a wrong password.
+pub fn check(clear: &[u8], stored: &[u8]) -> Check {
     let hash = strip_scheme(stored);
     if hash.is_empty() {
         dummy(clear);
-        return false;
+        return Check::Mismatch;
+    }
+    if crate::phc::is_argon2(hash) {
+        return match crate::phc::verify(clear, hash) {
+            Ok(true) => Check::Match,
+            Ok(false) => Check::Mismatch,
+            Err(why) => Check::BadHash(why),
+        };
     }
     match crypt(clear, hash) {
-        Some(out) => bool::from(out.as_slice().ct_eq(hash)),
-        None => false,
+        Some(out) if bool::from(out.as_slice().ct_eq(hash)) => Check::Match,
+        _ => Check::Mismatch,
     }
 }
 
@@ -133,6 +156,26 @@ mod tests {
         assert!(!check_crypt(b"x", b"*"));
         assert!(!check_crypt(b"x", b"!$6$abc$def"));
         assert!(crypt(b"x", DUMMY_HASH.as_bytes()).is_some());
+    }
+
+    #[test]
+    fn argon2_with_and_without_dovecot_prefix() {
+        // echo -n Secret123 | argon2 saltsaltsalt -id -t 3 -m 12 -p 1 -e (Debian's CLI)
+        let id = "$argon2id$v=19$m=4096,t=3,p=1$c2FsdHNhbHRzYWx0$RcneG4zuA1KpllIibgPRnJPsSCuI9MmVfnWUow8XmU0";
+        // echo -n Secret123 | argon2 saltsaltsalt -i -t 3 -m 12 -p 1 -e
+        let i = "$argon2i$v=19$m=4096,t=3,p=1$c2FsdHNhbHRzYWx0$cjfWmC4azWmBU1ozpMYPU+bLJWLrxZEvmabhafQ0xlM";
+        for (h, scheme) in [(id, "{ARGON2ID}"), (i, "{ARGON2I}")] {
+            assert!(check_crypt(b"Secret123", h.as_bytes()));
+            assert!(!check_crypt(b"Secret12", h.as_bytes()));
+            let pre = format!("{scheme}{h}");
+            assert_eq!(check(b"Secret123", pre.as_bytes()), Check::Match);
+            assert_eq!(check(b"secret123", pre.as_bytes()), Check::Mismatch);
+        }
+        let hostile = "{ARGON2ID}$argon2id$v=19$m=4194304,t=3,p=1$c2FsdHNhbHRzYWx0$RcneG4zuA1KpllIibgPRnJPsSCuI9MmVfnWUow8XmU0";
+        match check(b"Secret123", hostile.as_bytes()) {
+            Check::BadHash(why) => assert!(why.contains("m=4194304"), "{why}"),
+            c => panic!("{c:?}"),
+        }
     }
 
     #[test]
