@@ -215,6 +215,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "admin")]
     fn made_here_verifies() {
         let h = make(b"Secret123", 64, 1, 1, b"0123456789abcdef").unwrap();
         assert!(
