@@ -238,9 +238,8 @@ struct Ids {
 
 impl Ids {
     fn load(settings: &Settings) -> R<Ids> {
-        let asg = AssignFile::open(&settings.qmail_dir).map_err(Fail::Temp)?;
-        let mut domains: Vec<(String, u32, u32)> = asg
-            .domains()
+        let mut domains: Vec<(String, u32, u32)> = AssignFile::read_domains(&settings.qmail_dir)
+            .map_err(Fail::Temp)?
             .into_iter()
             .filter(|d| vpopdb::loginname::domain_ok(&d.name) && !d.name.is_empty())
             .map(|d| (d.name, d.uid, d.gid))

@@ -75,7 +75,8 @@ struct Site {
 }
 
 impl Site {
-    fn new(kind: Kind, name: &str) -> Site {
+    /// `per_domain`: vpopmail's one-table-per-domain layout (`tables = per-domain`).
+    fn new(kind: Kind, name: &str, per_domain: bool) -> Site {
         let dir = TempDir::new(name);
         std::fs::set_permissions(
             dir.path(),
@@ -92,7 +93,12 @@ impl Site {
             Kind::Mysql => need("CHECKPASSWORD_TEST_MYSQL_URL"),
             Kind::Pg => need("CHECKPASSWORD_TEST_PG_URL"),
         };
-        std::fs::write(dir.join("checkpassword.conf"), "").unwrap();
+        let layout = if per_domain { "per-domain" } else { "single" };
+        std::fs::write(
+            dir.join("checkpassword.conf"),
+            format!("tables = {layout}\n"),
+        )
+        .unwrap();
         let s = Site {
             kind,
             d1: format!("{name}-{tag}.example"),
@@ -192,7 +198,28 @@ impl Site {
     }
 }
 
-blackbox::backend_matrix!(dovecot_logs_in_through_sql, postfix_maps_answer);
+blackbox::backend_matrix!(
+    dovecot_logs_in_through_sql,
+    dovecot_per_domain_tables,
+    postfix_maps_answer,
+    postfix_per_domain_tables
+);
+
+fn dovecot_logs_in_through_sql(kind: Kind) {
+    dovecot_logins(kind, false)
+}
+
+fn dovecot_per_domain_tables(kind: Kind) {
+    dovecot_logins(kind, true)
+}
+
+fn postfix_maps_answer(kind: Kind) {
+    postfix_lookups(kind, false)
+}
+
+fn postfix_per_domain_tables(kind: Kind) {
+    postfix_lookups(kind, true)
+}
 
 fn imap_login(port: u16, from: [u8; 4], login: &str, pw: &str) -> String {
     let mut c = Conn::from(port, from);
@@ -213,20 +240,31 @@ fn pop_login(port: u16, from: [u8; 4], login: &str, pw: &str) -> String {
     r
 }
 
-fn dovecot_logs_in_through_sql(kind: Kind) {
+fn dovecot_logins(kind: Kind, per_domain: bool) {
     // SAFETY: plain id query.
     assert_eq!(
         unsafe { libc::geteuid() },
         0,
         "Dovecot needs root (scripts/test.sh runs as root)"
     );
-    let s = Site::new(kind, &format!("dsql{}", kind as u8));
+    let s = Site::new(
+        kind,
+        &format!("dsql{}{}", kind as u8, per_domain as u8),
+        per_domain,
+    );
     let (d1, d2) = (&s.d1, &s.d2);
     s.add(&format!("alice@{d1}"), "Alice-pw1", &["--quota", "5M"]);
     s.add(
         &format!("bob@{d1}"),
         "Bob-pw2",
-        &["--hash", "sha512", "--flags", "+NO_POP"],
+        &[
+            "--hash",
+            "sha512",
+            "--flags",
+            "+NO_POP",
+            "--quota",
+            "1000000S,50C",
+        ],
     );
     s.add(
         &format!("dave@{d1}"),
@@ -302,26 +340,23 @@ fn dovecot_logs_in_through_sql(kind: Kind) {
 
     // The userdb: users/assign's ids, pw_dir, pw_shell's quota; the maildir Dovecot
     // opened is the one mailaccounts made.
-    let o = Command::new("doveadm")
-        .arg("-c")
-        .arg(&dv.conf)
-        .args(["user", &format!("alice@{d1}")])
-        .output()
-        .unwrap();
-    let user = String::from_utf8_lossy(&o.stdout).into_owned();
-    let home = s.dir.join("domains").join(d1).join("alice");
-    for want in [
-        format!("uid {UID}"),
-        format!("gid {GID}"),
-        format!("home {}", home.display()),
-        "quota_rule *:storage=5242880B".to_string(),
+    let home = |u: &str| s.dir.join("domains").join(d1).join(u).display().to_string();
+    for (user, quota) in [
+        ("alice", "*:storage=5242880B"),
+        ("bob", "*:storage=1000000B:messages=50"),
     ] {
-        assert!(
-            user.lines()
-                .any(|l| l.split_whitespace().eq(want.split_whitespace())),
-            "doveadm user: want {want:?}\n{user}{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let fields = doveadm_user(&dv.conf, &format!("{user}@{d1}"));
+        for want in [
+            ("uid", UID.to_string()),
+            ("gid", GID.to_string()),
+            ("home", home(user)),
+            ("quota_rule", quota.to_string()),
+        ] {
+            assert!(
+                fields.contains(&(want.0.to_string(), want.1.clone())),
+                "doveadm user {user}: want {want:?} in {fields:?}"
+            );
+        }
     }
     let list = Command::new("doveadm")
         .arg("-c")
@@ -348,6 +383,24 @@ fn dovecot_logs_in_through_sql(kind: Kind) {
         !log.contains("Alice-pw") && !log.contains("cp-pw"),
         "password logged:\n{log}"
     );
+}
+
+/// `doveadm user LOGIN`: the userdb's fields for the login, as (name, value).
+fn doveadm_user(conf: &Path, login: &str) -> Vec<(String, String)> {
+    let o = Command::new("doveadm")
+        .arg("-c")
+        .arg(conf)
+        .args(["user", login])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "doveadm user {login}\n{}", show(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.trim().split_once(char::is_whitespace)?;
+            Some((k.to_string(), v.trim().to_string()))
+        })
+        .collect()
 }
 
 /// Debian's postmap, unpacked, with a private main.cf: `postmap -q KEY MAP`.
@@ -397,8 +450,12 @@ impl Postmap {
     }
 }
 
-fn postfix_maps_answer(kind: Kind) {
-    let s = Site::new(kind, &format!("psql{}", kind as u8));
+fn postfix_lookups(kind: Kind, per_domain: bool) {
+    let s = Site::new(
+        kind,
+        &format!("psql{}{}", kind as u8, per_domain as u8),
+        per_domain,
+    );
     let d1 = &s.d1;
     s.add(&format!("alice@{d1}"), "Alice-pw1", &[]);
     s.add(
@@ -557,6 +614,10 @@ fn dovecot_24_output_shape() {
                 "{url}: 2.3 form {gone:?} in 2.4 output\n{text}"
             );
         }
+        assert!(
+            !qmail.join("users/assign.lock").exists(),
+            "printing takes no lock and creates nothing"
+        );
         // No line may open a section by accident (2.4 reads a trailing `{` as one).
         for l in text.lines() {
             let t = l.trim_end();
@@ -569,5 +630,29 @@ fn dovecot_24_output_shape() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn config_usage_errors() {
+    for args in [
+        &["config", "dovecot", "--version", "2.5"][..],
+        &["config", "postfix", "--minutes", "0"],
+        &["config", "postfix", "--minutes", "soon"],
+        &["config", "exim"],
+    ] {
+        let mut c = Command::new(ours("mailaccounts"));
+        c.args(args)
+            .env_clear()
+            .env("CHECKPASSWORD_CONFIG", "/dev/null")
+            .env("CHECKPASSWORD_DB", "sqlite:/nonexistent/x.sqlite")
+            .env("QMAIL", "/nonexistent");
+        let o = run_with_input(&mut c, b"", Duration::from_secs(30));
+        assert_eq!(o.status.code(), Some(100), "{args:?}\n{}", show(&o));
+        assert!(
+            o.stdout.is_empty(),
+            "{args:?}: nothing printed\n{}",
+            show(&o)
+        );
     }
 }
