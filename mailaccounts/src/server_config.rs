@@ -485,6 +485,8 @@ fn dquote(s: &str) -> String {
 }
 
 const DIFFERENCES: &str = "\
+# The passdb query joins vpopmail's limits table (domain, disable_pop, disable_imap,
+# disable_smtp, disable_webmail, ...): it must exist, even empty, or every login fails.
 # What Dovecot's SQL passdb does NOT do that checkpassword does:
 #  - no lockout after repeated failures (checkpassword's lockout table is neither read
 #    nor written: use Dovecot's auth_policy or fail2ban on Dovecot's log instead);

@@ -96,7 +96,7 @@ impl Site {
         let layout = if per_domain { "per-domain" } else { "single" };
         std::fs::write(
             dir.join("checkpassword.conf"),
-            format!("tables = {layout}\n"),
+            format!("tables = {layout}\nrelay = on\n"),
         )
         .unwrap();
         let s = Site {
@@ -120,25 +120,47 @@ impl Site {
         s
     }
 
-    /// Runs the built mailaccounts on this site's database and QMAIL, `input` on its
-    /// stdin; it must succeed.
-    fn ok(&self, args: &[&str], input: &str) -> String {
-        let vars = [
+    /// The environment that points mailaccounts and checkpassword at this site.
+    fn vars(&self) -> [(&'static str, PathBuf); 5] {
+        [
+            ("PATH", PathBuf::from("/usr/bin:/bin")),
             ("CHECKPASSWORD_CONFIG", self.dir.join("checkpassword.conf")),
             ("CHECKPASSWORD_DB", PathBuf::from(&self.url)),
             ("CHECKPASSWORD_VPOPMAIL_DIR", self.dir.join("vpopmail")),
             ("QMAIL", self.dir.join("qmail")),
-        ];
+        ]
+    }
+
+    /// Runs the built mailaccounts on this site's database and QMAIL, `input` on its
+    /// stdin; it must succeed.
+    fn ok(&self, args: &[&str], input: &str) -> String {
         let mut c = Command::new(ours("mailaccounts"));
-        c.args(args)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .envs(vars);
+        c.args(args).env_clear().envs(self.vars());
         let o = run_with_input(&mut c, input.as_bytes(), Duration::from_secs(60));
         if o.status.code() != Some(0) {
             panic!("mailaccounts {args:?}\n{}", show(&o));
         }
         String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Our checkpassword's exit code for a POP3 login from `ip` (it runs /bin/true).
+    fn checkpassword(&self, login: &str, pw: &str, ip: &str) -> Option<i32> {
+        let cred = self.dir.join("cred");
+        std::fs::write(&cred, format!("{login}\0{pw}\0\0")).unwrap();
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(r#"exec "$0" /bin/true 3<"$1""#)
+            .arg(ours("checkpassword"))
+            .arg(&cred)
+            .env_clear()
+            .envs(self.vars())
+            .env("TCPREMOTEIP", ip)
+            .env("TCPLOCALPORT", "110");
+        let o = run_with_input(&mut c, b"", Duration::from_secs(60));
+        if o.status.code() != Some(0) {
+            eprintln!("checkpassword {login}\n{}", show(&o));
+        }
+        o.status.code()
     }
 
     /// SQL run by the database's own client (rows as tab-separated lines).
@@ -511,22 +533,29 @@ fn postfix_lookups(kind: Kind, per_domain: bool) {
         "BOUNCE_MAIL is not a mailbox"
     );
 
-    // POP-before-SMTP: relay rows as checkpassword writes them, one 2 minutes old and
-    // one an hour old, against --minutes 10.
+    // POP-before-SMTP: a relay row written by checkpassword's POP3 login (`relay =
+    // on`), and one an hour old, against --minutes 10.
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let (young, old) = (
-        format!("198.18.{}.{}", s.tag % 250, kind as u8 * 2 + 1),
-        format!("198.18.{}.{}", s.tag % 250, kind as u8 * 2 + 2),
-    );
+    let ip = |n: u8| {
+        format!(
+            "198.18.{}.{}",
+            s.tag % 250,
+            kind as u8 * 4 + per_domain as u8 * 2 + n
+        )
+    };
+    let (young, old) = (ip(1), ip(2));
     s.sql(&format!(
         "DELETE FROM relay WHERE ip_addr IN ('{young}', '{old}'); \
-         INSERT INTO relay (ip_addr, timestamp) VALUES ('{young}', {}), ('{old}', {});",
-        now - 120,
+         INSERT INTO relay (ip_addr, timestamp) VALUES ('{old}', {});",
         now - 3600
     ));
+    assert_eq!(
+        s.checkpassword(&format!("alice@{d1}"), "Alice-pw1", &young),
+        Some(0)
+    );
     assert_eq!(
         pm.q(&young, &map("vpopmail-relay.cf")).as_deref(),
         Some("OK")
