@@ -479,6 +479,19 @@ fn dovecot_sql(lines: &[String], v: DovecotVersion) -> String {
         .join(" \\\n    ")
 }
 
+/// A section name as Dovecot's examples write them (`mysql /run/mysqld/mysqld.sock {`):
+/// bare when it is a plain host name, address or path, quoted otherwise.
+fn section_name(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c))
+    {
+        s.to_string()
+    } else {
+        dquote(s)
+    }
+}
+
 /// A value in double quotes, as Dovecot's config reads it.
 fn dquote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -684,7 +697,7 @@ fn connect_24(db: &Db) -> String {
             };
             format!(
                 "sql_driver = mysql\nmysql {} {{\n{port}  user = {}\n{pw}  dbname = {}\n}}\n",
-                dquote(&host),
+                section_name(&host),
                 dquote(&m.user),
                 dquote(&m.db)
             )
@@ -699,7 +712,7 @@ fn connect_24(db: &Db) -> String {
             format!(
                 "sql_driver = pgsql\npgsql {} {{\n  parameters {{\n    port = {}\n    user = {}\n\
                  {pw}    dbname = {}\n  }}\n}}\n",
-                dquote(&host),
+                section_name(&host),
                 p.port,
                 dquote(&p.user),
                 dquote(&p.dbname)
