@@ -136,6 +136,42 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<String>,
     },
+    /// Print a Dovecot or Postfix configuration that reads these tables
+    Config {
+        #[command(subcommand)]
+        server: ConfigServer,
+    },
+}
+
+/// The servers `config` prints for.
+#[derive(Subcommand)]
+pub enum ConfigServer {
+    /// Dovecot's SQL passdb and userdb (2.3 or 2.4 syntax)
+    Dovecot {
+        /// Dovecot's configuration syntax: 2.3 or 2.4
+        #[arg(long = "version", value_name = "2.3|2.4", default_value = "2.3")]
+        version: String,
+        #[command(flatten)]
+        opts: ConfigOpts,
+    },
+    /// Postfix's domain and mailbox maps and a POP-before-SMTP access map
+    Postfix {
+        /// A relay row older than this many minutes no longer allows relaying
+        #[arg(long, value_name = "N", default_value = "180")]
+        minutes: String,
+        #[command(flatten)]
+        opts: ConfigOpts,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct ConfigOpts {
+    /// Put the database password in (otherwise a placeholder stands in its place)
+    #[arg(long)]
+    pub with_password: bool,
+    /// Write the files into DIR instead of printing them
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// Runs `mailaccounts ARGS`; returns the exit code.
@@ -249,6 +285,22 @@ mod tests {
             Some(ErrorKind::DisplayHelp)
         );
         assert!(parse(&["--json", "list"]).is_ok());
+        match parse(&["config", "dovecot", "--version", "2.4", "--out", "/x"]) {
+            Ok(Command::Config {
+                server: ConfigServer::Dovecot { version, opts },
+            }) => {
+                assert_eq!(version, "2.4");
+                assert_eq!(opts.out.as_deref(), Some(std::path::Path::new("/x")));
+                assert!(!opts.with_password);
+            }
+            _ => panic!("config dovecot"),
+        }
+        assert!(matches!(
+            parse(&["config", "postfix", "--with-password"]),
+            Ok(Command::Config {
+                server: ConfigServer::Postfix { .. }
+            })
+        ));
         <Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

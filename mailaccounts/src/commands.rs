@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::Command;
 use crate::out::{self, Out};
-use crate::{db, maildir, password};
+use crate::{db, maildir, password, server_config};
 use vpopdb::assign_file::{AssignFile, Domain};
 use vpopdb::config::{Settings, Tables};
 use vpopdb::flags_quota::{self, flag_names};
@@ -150,6 +150,10 @@ pub fn run(cmd: Command, json: bool) -> R<()> {
     }
     let settings = Settings::load(&|k| std::env::var(k).ok(), true)
         .map_err(|e| Fail::Temp(format!("bad configuration: {e}")))?;
+    if let Command::Config { server } = cmd {
+        // Text from the settings and users/assign: no database connection.
+        return server_config::command(&settings, server, json);
+    }
     let db = connect(&settings, matches!(cmd, Command::Init))?;
     let mut c = Ctx {
         settings,
@@ -404,6 +408,8 @@ fn dispatch(c: &mut Ctx, cmd: Command) -> R<()> {
             c.out.table(&["login", "time", "ip"], cells);
         }
         Command::AppPassword(a) => crate::app_password::run(c, a)?,
+        // Handled in `run` before any connection is made.
+        Command::Config { .. } => {}
         Command::Log { scope: s, limit } => {
             let limit: u64 = match limit.as_deref() {
                 Some(l) => l

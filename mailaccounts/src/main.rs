@@ -7,6 +7,7 @@ mod db;
 mod maildir;
 mod out;
 mod password;
+mod server_config;
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

@@ -40,6 +40,20 @@ fn domain_of(line: &str) -> Option<Domain> {
     })
 }
 
+/// users/assign's lines up to its closing `.` (none when the file is missing).
+fn read_lines(path: &Path) -> Result<Vec<String>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("unable to read {}: {e}", path.display())),
+    };
+    Ok(text
+        .lines()
+        .take_while(|l| !l.starts_with('.'))
+        .map(str::to_string)
+        .collect())
+}
+
 impl AssignFile {
     /// Reads `QMAIL/users/assign` (missing: empty) under an exclusive lock held until drop,
     /// so two runs do not lose each other's domains.
@@ -63,23 +77,19 @@ impl AssignFile {
             )
         })?;
         let path = users.join("assign");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(format!("unable to read {}: {e}", path.display())),
-        };
-        let mut lines = Vec::new();
-        for l in text.lines() {
-            if l.starts_with('.') {
-                break;
-            }
-            lines.push(l.to_string());
-        }
+        let lines = read_lines(&path)?;
         Ok(AssignFile {
             path,
             lines,
             _lock: lock,
         })
+    }
+
+    /// The domains of `QMAIL/users/assign` (none when it is missing), read without the
+    /// lock or creating anything: for readers that change nothing.
+    pub fn read_domains(qmail: &Path) -> Result<Vec<Domain>, String> {
+        let lines = read_lines(&qmail.join("users/assign"))?;
+        Ok(lines.iter().filter_map(|l| domain_of(l)).collect())
     }
 
     pub fn domains(&self) -> Vec<Domain> {
