@@ -13,6 +13,7 @@ pub mod config;
 pub mod flags_quota;
 #[cfg(feature = "admin")]
 pub mod hash;
+pub mod limits;
 pub mod lockout;
 pub mod loginname;
 pub mod store;
