@@ -61,7 +61,7 @@ fn look_up(
     let kind = conn.kind();
     let (find_sql, find_params) = users::query(kind, settings.tables, who.user(), who.domain());
     let find = (find_sql.as_str(), find_params.as_slice());
-    let (counters, row) = match lockout::query(kind, settings, &who.address(), &req.ip) {
+    let (counters, row) = match lockout::query(kind, settings, &who.address(), req.client_ip()) {
         (st, Some((sql, params))) if !req.lookup_only => {
             let [a, b] = conn.query_pair((&sql, &params), find);
             (lockout::read(st, a), b)

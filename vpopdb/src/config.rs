@@ -40,6 +40,9 @@ pub struct Settings {
     pub qmail_dir: PathBuf,
     /// mailaccounts also writes pw_clear_passwd (for APOP and CRAM-MD5).
     pub clear_passwords: bool,
+    /// Callers whose client address a setuid checkpassword believes (qmaild's, say): any
+    /// other unprivileged caller chooses `TCPREMOTEIP` itself.
+    pub trusted_uids: Vec<u32>,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             vpopmail_dir: None,
             qmail_dir: PathBuf::from("/var/qmail"),
             clear_passwords: false,
+            trusted_uids: Vec::new(),
         }
     }
 }
@@ -77,6 +81,7 @@ pub const KEYS: &[&str] = &[
     "vpopmail_dir",
     "qmail",
     "clear_passwords",
+    "trusted_uids",
 ];
 
 fn num(key: &str, v: &str) -> Result<u64, String> {
@@ -92,6 +97,19 @@ fn id(key: &str, v: &str) -> Result<u32, String> {
         return Err(format!("refusing {key} 0"));
     }
     Ok(n)
+}
+
+/// Uids, or account names, separated by commas or spaces.
+fn uids(v: &str) -> Result<Vec<u32>, String> {
+    v.split([',', ' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .map(|w| match w.parse::<u32>() {
+            Ok(n) => Ok(n),
+            Err(_) => account(w)
+                .map(|a| a.uid)
+                .ok_or_else(|| format!("bad value for trusted_uids: no account {w:?}")),
+        })
+        .collect()
 }
 
 impl Settings {
@@ -134,6 +152,7 @@ impl Settings {
                     _ => return Err("bad value for clear_passwords: want on or off".into()),
                 }
             }
+            "trusted_uids" => self.trusted_uids = uids(v)?,
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())
@@ -266,5 +285,10 @@ mod tests {
         assert!(s.apply_file("t", "uid = 0").is_err());
         assert!(s.apply_file("t", "lockout_time = -1").is_err());
         assert!(s.apply_file("t", "relay = maybe").is_err());
+        s.apply_file("t", "trusted_uids = 64011, root").unwrap();
+        assert_eq!(s.trusted_uids, [64011, 0]);
+        assert!(s
+            .apply_file("t", "trusted_uids = no-such-account-here")
+            .is_err());
     }
 }
