@@ -80,6 +80,7 @@ pub fn init(db: &mut dyn Conn, tables: Tables) -> Result<(), DbError> {
         db.exec(&user_ddl(k, &table(tables, "")), &[])?;
     }
     db.exec(&changelog_ddl(k), &[])?;
+    db.exec(&vpopdb::limits::create_sql(k), &[])?;
     // checkpassword creates these on first use; a statement that touches no row makes
     // its own code create them now, with its own definitions.
     for t in ["lastauth", "relay", "lockout"] {

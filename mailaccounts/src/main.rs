@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod db;
+mod limits;
 mod maildir;
 mod out;
 mod password;
