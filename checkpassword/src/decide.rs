@@ -78,7 +78,10 @@ fn look_up(
         batch.push((sql, params));
     }
     let mut answers = conn.query_batch(&batch).into_iter();
-    let mut next = || answers.next().unwrap_or(Err(DbError::NoTable));
+    let mut next = || {
+        let lost = || DbError::Other("a query of the batch went unanswered".into());
+        answers.next().unwrap_or_else(|| Err(lost()))
+    };
     let (row, lim) = (next(), next());
     let counters = match lock {
         Some(_) => lockout::read(st, next())?,
@@ -114,11 +117,9 @@ fn with_domain_limits(
                 Some(a) => a.dir.clone(),
                 None => home.join("domains").join(who.domain()),
             };
-            let files = limits::files(&dir, &home);
-            limits::resolve(None, &files)
-                .map_err(Failure::Fatal)?
-                .0
-                .mask
+            let (from_files, _) =
+                limits::resolve(None, &limits::files(&dir, &home)).map_err(Failure::Fatal)?;
+            from_files.mask
         }
     };
     u.flags = limits::effective_flags(u.flags, mask);

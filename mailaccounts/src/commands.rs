@@ -541,6 +541,7 @@ fn del_domain(c: &mut Ctx, domain: &str, remove_dir: bool) -> R<()> {
     }
     let t = c.table(&d);
     let n = db::delete(c.db.as_mut(), &t, None, &d)?;
+    crate::limits::delete_row(c.db.as_mut(), &d)?;
     asg.remove(&d);
     asg.save().map_err(Fail::Temp)?;
     drop(asg);

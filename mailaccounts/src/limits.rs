@@ -5,7 +5,7 @@
 use clap::Subcommand;
 use vpopdb::flags_quota::flag_names;
 use vpopdb::limits::{self, Limits, Source, NUMBERS, SWITCHES};
-use vpopdb::store::DbError;
+use vpopdb::store::{Conn, DbError, Val};
 
 use crate::commands::{names_or_none, parse_domain, usage, Ctx, Fail, R};
 use crate::out::Cell;
@@ -56,17 +56,7 @@ pub fn run(c: &mut Ctx, cmd: LimitsCommand) -> R<()> {
         }
         LimitsCommand::Del { domain } => {
             let d = parse_domain(&domain)?;
-            let k = c.db.kind();
-            let sql = format!(
-                "DELETE FROM {} WHERE {} = ?",
-                k.ident(limits::TABLE),
-                k.ident("domain")
-            );
-            let n = match c.db.exec(&sql, &[vpopdb::store::Val::text(&d)]) {
-                Err(DbError::NoTable) => 0,
-                r => r?,
-            };
-            if n == 0 {
+            if delete_row(c.db.as_mut(), &d)? == 0 {
                 return usage(format!("{d} has no row in the limits table"));
             }
             c.log("", &d, "limits", "row deleted")?;
@@ -74,6 +64,21 @@ pub fn run(c: &mut Ctx, cmd: LimitsCommand) -> R<()> {
         }
     }
     Ok(())
+}
+
+/// Deletes `domain`'s row (as vpopmail's vdeldomain does with the domain); returns how
+/// many there were.
+pub fn delete_row(db: &mut dyn Conn, domain: &str) -> Result<u64, DbError> {
+    let k = db.kind();
+    let sql = format!(
+        "DELETE FROM {} WHERE {} = ?",
+        k.ident(limits::TABLE),
+        k.ident("domain")
+    );
+    match db.exec(&sql, &[Val::text(domain)]) {
+        Err(DbError::NoTable) => Ok(0),
+        r => r,
+    }
 }
 
 /// The limits a login in `d` gets, as checkpassword finds them.

@@ -350,6 +350,14 @@ fn domain_switches(kind: Kind) {
         "row deleted",
     );
     assert!(s.ok(&["limits", "show", &s.domain]).contains("none"));
+    // A deleted domain takes its row along: added again, it starts with no limits.
+    s.ok(&["limits", "set", &s.domain, "+disable_imap"]);
+    s.ok(&["del-domain", &s.domain]);
+    let rows = s.sql(&format!(
+        "SELECT domain FROM limits WHERE domain = '{}';",
+        s.domain
+    ));
+    assert!(rows.is_empty(), "limits row left behind: {rows:?}");
 }
 
 /// disable_relay: a POP login opens no POP-before-SMTP relaying for its address.
