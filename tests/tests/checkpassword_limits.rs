@@ -438,7 +438,7 @@ fn limits_files(kind: Kind) {
 
     // Unreadable or oversized: 111, not an open door.
     std::fs::create_dir(&file).unwrap();
-    expect(&go(IMAP), 111, "unable to read", "a directory");
+    expect(&go(IMAP), 111, "not a plain file", "a directory");
     std::fs::remove_dir(&file).unwrap();
     std::fs::write(&file, vec![b'#'; 70 * 1024]).unwrap();
     expect(&go(POP), 111, "longer than", "oversized");

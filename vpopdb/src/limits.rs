@@ -200,18 +200,29 @@ fn leading_int(v: &[u8]) -> i64 {
     }
 }
 
-/// Reads a limits file: `None` when there is none. One that cannot be read or is too
-/// long is an error: passing it over would open what it closes.
+/// Reads a limits file: `None` when there is none. One that cannot be read, is not a
+/// plain file or is too long is an error: passing it over would open what it closes.
 pub fn read_file(path: &Path) -> Result<Option<Limits>, String> {
-    let f = match std::fs::File::open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let unreadable =
+        |e: std::io::Error| format!("unable to read {}: {}", path.display(), io_str(&e));
+    // Non-blocking: a FIFO put in the domain's directory must not hold every login.
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("unable to read {}: {}", path.display(), io_str(&e))),
+        Err(e) => return Err(unreadable(e)),
     };
+    if !f.metadata().map_err(unreadable)?.is_file() {
+        return Err(format!("{}: not a plain file", path.display()));
+    }
     let mut text = Vec::new();
     f.take(MAX_FILE + 1)
         .read_to_end(&mut text)
-        .map_err(|e| format!("unable to read {}: {}", path.display(), io_str(&e)))?;
+        .map_err(unreadable)?;
     if text.len() as u64 > MAX_FILE {
         return Err(format!("{}: longer than {MAX_FILE} bytes", path.display()));
     }
@@ -435,6 +446,10 @@ mod tests {
         assert_eq!(resolve(Some(row), &fs).unwrap().1, Source::Table);
         std::fs::write(&a, vec![b'#'; MAX_FILE as usize + 1]).unwrap();
         assert!(resolve(None, &fs).is_err(), "too long");
+        std::fs::remove_file(&a).unwrap();
+        nix::unistd::mkfifo(&a, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = resolve(None, &fs).unwrap_err();
+        assert!(e.contains("not a plain file"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
