@@ -32,7 +32,7 @@ pub fn record(
             let relay = settings.relay
                 && req.service.service != Service::Smtp
                 && user.flags & NO_RELAY == 0
-                && !req.ip.is_empty();
+                && !req.client_ip().is_empty();
             success(req, who, db, &d.counters, relay, now)?;
             let mut text = format!("({method}) login success");
             if let Some(label) = app {
@@ -86,11 +86,11 @@ fn success(
     if let Err(e) = lockout::success(w, counters) {
         log::warn(&format!("unable to clear failures: {e}"));
     }
-    if let Err(e) = users::lastauth(w, who.user(), who.domain(), &req.ip, now) {
+    if let Err(e) = users::lastauth(w, who.user(), who.domain(), req.client_ip(), now) {
         log::warn(&format!("unable to update lastauth: {e}"));
     }
     if relay {
-        if let Err(e) = users::relay(w, &req.ip, now) {
+        if let Err(e) = users::relay(w, req.client_ip(), now) {
             log::warn(&format!("unable to update relay: {e}"));
         }
     }

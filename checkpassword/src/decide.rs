@@ -1,8 +1,10 @@
-//! The decision on one login, made from the lockout counters and the user's row (read in
-//! one round trip) and the password check: one [`Outcome`].
+//! The decision on one login, made from the lockout counters, the user's row and the
+//! domain's limits (read in one round trip) and the password check: one [`Outcome`].
 
 use vpopdb::app_passwords;
 use vpopdb::config::Settings;
+use vpopdb::flags_quota::V_OVERRIDE;
+use vpopdb::limits::{self, Limits};
 use vpopdb::lockout::{self, Locked};
 use vpopdb::store::DbError;
 use vpopdb::users::{self, User};
@@ -11,6 +13,7 @@ use vpopdb::verify;
 use crate::db::Db;
 use crate::log;
 use crate::request::{Request, Who};
+use crate::run::Failure;
 use crate::service::{self, Service};
 
 pub enum Outcome {
@@ -43,8 +46,12 @@ pub fn decide(
     who: &Who,
     db: &mut Db,
     now: i64,
-) -> Result<Decision, DbError> {
-    let (counters, row) = look_up(req, settings, who, db)?;
+) -> Result<Decision, Failure> {
+    let (counters, row, domain_limits) = look_up(req, settings, who, db)?;
+    let row = match row {
+        Some(u) => Some(with_domain_limits(u, domain_limits, settings, who)?),
+        None => None,
+    };
     let outcome = if req.lookup_only {
         match row {
             Some(u) => Outcome::Found(u),
@@ -56,26 +63,37 @@ pub fn decide(
     Ok(Decision { outcome, counters })
 }
 
-/// The lockout counters and the user's row in one go (one round trip to MariaDB). A
-/// lookup is not an attempt: it reads no counters.
+/// The lockout counters, the user's row and the domain's limits in one go (one round
+/// trip to MariaDB or PostgreSQL). A lookup is not an attempt: it reads no counters.
 fn look_up(
     req: &Request,
     settings: &Settings,
     who: &Who,
     db: &mut Db,
-) -> Result<(lockout::State, Option<User>), DbError> {
+) -> Result<(lockout::State, Option<User>, Option<Limits>), DbError> {
     let conn = db.reader();
     let kind = conn.kind();
     let (find_sql, find_params) = users::query(kind, settings.tables, who.user(), who.domain());
-    let find = (find_sql.as_str(), find_params.as_slice());
-    let (counters, row) = match lockout::query(kind, settings, &who.address(), &req.ip) {
-        (st, Some((sql, params))) if !req.lookup_only => {
-            let [a, b] = conn.query_pair((&sql, &params), find);
-            (lockout::read(st, a), b)
-        }
-        _ => (Ok(lockout::State::default()), conn.query(find.0, find.1)),
+    let (lim_sql, lim_params) = limits::query(kind, who.domain());
+    let (st, lock) = lockout::query(kind, settings, &who.address(), req.client_ip());
+    let lock = lock.filter(|_| !req.lookup_only);
+    let mut batch = vec![
+        (find_sql.as_str(), find_params.as_slice()),
+        (lim_sql.as_str(), lim_params.as_slice()),
+    ];
+    if let Some((sql, params)) = &lock {
+        batch.push((sql, params));
+    }
+    let mut answers = conn.query_batch(&batch).into_iter();
+    let mut next = || {
+        let lost = || DbError::Other("a query of the batch went unanswered".into());
+        answers.next().unwrap_or_else(|| Err(lost()))
     };
-    let counters = counters?;
+    let (row, lim) = (next(), next());
+    let counters = match lock {
+        Some(_) => lockout::read(st, next())?,
+        None => st,
+    };
     let row = match users::read(settings.tables, row) {
         Err(DbError::NoTable) => {
             let e = "the vpopmail user table does not exist";
@@ -83,7 +101,36 @@ fn look_up(
         }
         r => r?,
     };
-    Ok((counters, row))
+    Ok((counters, row, limits::read(lim)?))
+}
+
+/// vchkpw's `pw_flags`: the user's flags with the domain's limits, from the table's row
+/// or, without one, from the domain's `.qmailadmin-limits` or `vlimits.default` (read
+/// only then, and not for a user with `V_OVERRIDE`, whom they do not bind).
+fn with_domain_limits(
+    mut u: User,
+    row: Option<Limits>,
+    settings: &Settings,
+    who: &Who,
+) -> Result<User, Failure> {
+    if u.flags & V_OVERRIDE != 0 {
+        return Ok(u);
+    }
+    let mask = match row {
+        Some(l) => l.mask,
+        None => {
+            let home = settings.vpopmail_home();
+            let dir = match &who.assigned {
+                Some(a) => a.dir.clone(),
+                None => home.join("domains").join(who.domain()),
+            };
+            let (from_files, _) =
+                limits::resolve(None, &limits::files(&dir, &home)).map_err(Failure::Fatal)?;
+            from_files.mask
+        }
+    };
+    u.flags = limits::effective_flags(u.flags, mask);
+    Ok(u)
 }
 
 /// A login attempt judged. A locked account or an unknown user costs a dummy hash, so
@@ -192,7 +239,7 @@ fn app_password(
         Service::Webmail => "webmail",
     };
     for a in app_passwords::read(conn.query(&sql, &params))? {
-        if a.in_scope(service, &req.ip, now) && checked(&secret, &a.hash, who, Some(&a.label)) {
+        if a.in_scope(service, req.client_ip(), now) && checked(&secret, &a.hash, who, Some(&a.label)) {
             return Ok(Some(a.label));
         }
     }

@@ -43,8 +43,13 @@ pub struct Request {
     pub env: CallerEnv,
     /// Running setuid or setgid: the caller chose `prog` and the environment.
     pub setuid: bool,
+    /// A setuid caller's real uid, when it is not root: a local user, who could name any
+    /// client address.
+    pub caller_uid: Option<u32>,
     /// The client's address as vchkpw's `get_remote_ip` cleans it.
     pub ip: String,
+    /// Whether `ip` is believed (see [`Request::judge_address`]).
+    pub ip_trusted: bool,
     /// Called by Dovecot's checkpassword passdb or userdb.
     pub dovecot: bool,
     /// Dovecot's `AUTHORIZED=1`: answer with `AUTHORIZED=2` on success.
@@ -84,6 +89,9 @@ pub fn read(args: &[OsString]) -> Result<Request, Failure> {
     drop(raw);
     let setuid = getuid() != geteuid() || getgid() != getegid();
     let env = CallerEnv { trusted: !setuid };
+    let caller_uid = Some(getuid())
+        .filter(|u| setuid && !u.is_root())
+        .map(|u| u.as_raw());
     let ip = remote_ip(&env);
     let dovecot = env.get("ORIG_UID").is_some() || env.get("AUTHORIZED").is_some();
     let authorized = env.get("AUTHORIZED").as_deref() == Some("1");
@@ -100,7 +108,9 @@ pub fn read(args: &[OsString]) -> Result<Request, Failure> {
         creds,
         env,
         setuid,
+        caller_uid,
         ip,
+        ip_trusted: caller_uid.is_none(),
         dovecot,
         authorized,
         lookup_only,
@@ -109,9 +119,38 @@ pub fn read(args: &[OsString]) -> Result<Request, Failure> {
 }
 
 impl Request {
+    /// Settles whether to believe the client address: always unless a local user runs
+    /// us setuid, then only for the callers `trusted_uids` names. An address a local user
+    /// chose must not pick the lockout counters (ten guesses from ten made-up addresses
+    /// would each count as a first), open relaying for it, or go in the log, where
+    /// fail2ban would ban whatever address it names.
+    pub fn judge_address(&mut self, s: &Settings) {
+        self.ip_trusted = self
+            .caller_uid
+            .is_none_or(|uid| s.trusted_uids.contains(&uid));
+    }
+
+    /// The client address failures are counted against and lastauth and relay record:
+    /// none when it is not believed.
+    pub fn client_ip(&self) -> &str {
+        if self.ip_trusted {
+            &self.ip
+        } else {
+            ""
+        }
+    }
+
     /// The log line for this attempt: `text` about `user` at `domain`.
     pub fn attempt(&self, text: &str, user: &[u8], domain: &str) {
-        crate::log::attempt(&self.service.logname, text, user, domain, &self.ip);
+        let untrusted;
+        let addr = match self.caller_uid.filter(|_| !self.ip_trusted) {
+            Some(uid) => {
+                untrusted = format!("untrusted(uid={uid})");
+                &untrusted
+            }
+            None => &self.ip,
+        };
+        crate::log::attempt(&self.service.logname, text, user, domain, addr);
     }
 
     /// Whom the credentials name: vchkpw's login forms, a password unless Dovecot only

@@ -48,17 +48,19 @@ impl From<DbError> for Failure {
 /// Runs one login; returns an exit code, or does not return (prog was exec'd).
 pub fn run(args: &[OsString]) -> i32 {
     match request::read(args) {
-        Ok(req) => {
-            let Err(f) = login(&req);
+        Ok(mut req) => {
+            let Err(f) = login(&mut req);
             end(f, Some(&req))
         }
         Err(f) => end(f, None),
     }
 }
 
-fn login(req: &Request) -> Result<Infallible, Failure> {
+fn login(req: &mut Request) -> Result<Infallible, Failure> {
     let settings = Settings::load(&|k| req.env.get(k), req.env.trusted).map_err(Failure::Config)?;
     deadline::arm(settings.login_timeout);
+    req.judge_address(&settings);
+    let req = &*req;
     let who = req.who(&settings)?;
     let targets = settings.targets().map_err(Failure::Config)?;
     let mut db = Db::open(targets)?;

@@ -57,6 +57,11 @@ pub enum Command {
     },
     /// List the domains of users/assign
     Domains,
+    /// A domain's limits (vlimits): show them, set them with +NAME -NAME NAME=N, del
+    Limits {
+        #[command(subcommand)]
+        command: crate::limits::LimitsCommand,
+    },
     /// Add an account; the password is read from the terminal or stdin
     Add {
         #[arg(value_name = "USER@DOMAIN")]

@@ -35,7 +35,7 @@ pub fn usage<T>(m: impl Into<String>) -> R<T> {
     Err(Fail::Usage(m.into()))
 }
 
-fn names_or_none(bits: i64) -> String {
+pub(crate) fn names_or_none(bits: i64) -> String {
     let n = flag_names(bits);
     if n.is_empty() {
         "none".into()
@@ -59,7 +59,7 @@ pub fn parse_login(s: &str) -> R<(String, String)> {
     Ok((u.to_string(), d.to_string()))
 }
 
-fn parse_domain(s: &str) -> R<String> {
+pub(crate) fn parse_domain(s: &str) -> R<String> {
     let d = s.to_ascii_lowercase();
     if !loginname::new_domain_ok(&d) {
         return usage(format!("bad domain name {s:?}"));
@@ -125,7 +125,7 @@ impl Ctx {
         )?;
         Ok(())
     }
-    fn domain(&self, d: &str) -> R<Domain> {
+    pub(crate) fn domain(&self, d: &str) -> R<Domain> {
         let a = AssignFile::open(&self.settings.qmail_dir).map_err(Fail::Temp)?;
         a.find(d)
             .ok_or_else(|| Fail::Usage(format!("no such domain {d} (not in {})", a.path.display())))
@@ -211,6 +211,7 @@ fn dispatch(c: &mut Ctx, cmd: Command) -> R<()> {
             dir,
         } => add_domain(c, &domain, &uid, &gid, &dir)?,
         Command::DelDomain { domain, remove_dir } => del_domain(c, &domain, remove_dir)?,
+        Command::Limits { command } => crate::limits::run(c, command)?,
         Command::Domains => {
             let asg = AssignFile::open(&c.settings.qmail_dir).map_err(Fail::Temp)?;
             let mut ds = asg.domains();
@@ -547,6 +548,7 @@ fn del_domain(c: &mut Ctx, domain: &str, remove_dir: bool) -> R<()> {
     }
     let t = c.table(&d);
     let n = db::delete(c.db.as_mut(), &t, None, &d)?;
+    crate::limits::delete_row(c.db.as_mut(), &d)?;
     asg.remove(&d);
     asg.save().map_err(Fail::Temp)?;
     drop(asg);

@@ -86,6 +86,7 @@ pub fn init(db: &mut dyn Conn, tables: Tables) -> Result<(), DbError> {
     }
     db.exec(&changelog_ddl(k), &[])?;
     crate::app_password::create_table(db)?;
+    db.exec(&vpopdb::limits::create_sql(k), &[])?;
     // checkpassword creates these on first use; a statement that touches no row makes
     // its own code create them now, with its own definitions.
     for t in ["lastauth", "relay", "lockout"] {

@@ -4,6 +4,7 @@ mod app_password;
 mod cli;
 mod commands;
 mod db;
+mod limits;
 mod maildir;
 mod out;
 mod password;

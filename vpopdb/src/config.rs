@@ -42,6 +42,9 @@ pub struct Settings {
     pub clear_passwords: bool,
     /// Seconds a whole login may take once its request is read (0: no limit).
     pub login_timeout: u64,
+    /// Callers whose client address a setuid checkpassword believes (qmaild's, say): any
+    /// other unprivileged caller chooses `TCPREMOTEIP` itself.
+    pub trusted_uids: Vec<u32>,
 }
 
 impl Default for Settings {
@@ -61,6 +64,7 @@ impl Default for Settings {
             qmail_dir: PathBuf::from("/var/qmail"),
             clear_passwords: false,
             login_timeout: 20,
+            trusted_uids: Vec::new(),
         }
     }
 }
@@ -81,6 +85,7 @@ pub const KEYS: &[&str] = &[
     "qmail",
     "clear_passwords",
     "login_timeout",
+    "trusted_uids",
 ];
 
 fn num(key: &str, v: &str) -> Result<u64, String> {
@@ -96,6 +101,19 @@ fn id(key: &str, v: &str) -> Result<u32, String> {
         return Err(format!("refusing {key} 0"));
     }
     Ok(n)
+}
+
+/// Uids, or account names, separated by commas or spaces.
+fn uids(v: &str) -> Result<Vec<u32>, String> {
+    v.split([',', ' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .map(|w| match w.parse::<u32>() {
+            Ok(n) => Ok(n),
+            Err(_) => account(w)
+                .map(|a| a.uid)
+                .ok_or_else(|| format!("bad value for trusted_uids: no account {w:?}")),
+        })
+        .collect()
 }
 
 impl Settings {
@@ -139,6 +157,7 @@ impl Settings {
                 }
             }
             "login_timeout" => self.login_timeout = num(key, v)?,
+            "trusted_uids" => self.trusted_uids = uids(v)?,
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())
@@ -271,5 +290,10 @@ mod tests {
         assert!(s.apply_file("t", "uid = 0").is_err());
         assert!(s.apply_file("t", "lockout_time = -1").is_err());
         assert!(s.apply_file("t", "relay = maybe").is_err());
+        s.apply_file("t", "trusted_uids = 64011, root").unwrap();
+        assert_eq!(s.trusted_uids, [64011, 0]);
+        assert!(s
+            .apply_file("t", "trusted_uids = no-such-account-here")
+            .is_err());
     }
 }

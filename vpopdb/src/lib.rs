@@ -1,8 +1,8 @@
 //! vpopmail's user database, as the login (checkpassword) and the account tool
 //! (mailaccounts) both use it: settings and where the database is, the three SQL back
-//! ends, the user table and the rows a login writes, failed-login lockout, qmail's
-//! users/cdb, password checks (Argon2 too) and the rules for login names, and our app
-//! passwords.
+//! ends, the user table and the rows a login writes, failed-login lockout, the domains'
+//! limits (vlimits), qmail's users/cdb, password checks (Argon2 too) and the rules for
+//! login names, and our app passwords.
 //!
 //! With the `admin` feature also what only the account tool needs: users/assign and
 //! users/cdb written as qmail-newu writes them, and new password hashes.
@@ -15,6 +15,7 @@ pub mod config;
 pub mod flags_quota;
 #[cfg(feature = "admin")]
 pub mod hash;
+pub mod limits;
 pub mod lockout;
 pub mod loginname;
 pub mod phc;

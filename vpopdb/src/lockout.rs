@@ -62,7 +62,8 @@ fn enabled(s: &Settings) -> bool {
 
 /// The counters' keys for `login` from `ip`, and the query that reads them (none when
 /// lockout is off). Run before any hashing, so a locked login costs the database no more
-/// than a lookup.
+/// than a lookup. An empty `ip` (none, or none believed) counts against the account
+/// alone: `acct:LOGIN:`, shared by every such attempt, and no address counter.
 pub fn query(k: Kind, s: &Settings, login: &str, ip: &str) -> (State, Option<(String, Vec<Val>)>) {
     let st = State {
         acct_key: account_key(login, ip),

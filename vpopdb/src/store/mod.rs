@@ -140,14 +140,20 @@ pub trait Conn {
     fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
         self.run(sql, params).map(|(_, n)| n)
     }
-    /// Runs two queries; a back end that can sends both before it reads either answer.
+    /// Runs queries in order, each answered on its own; a back end that can sends them
+    /// all before it reads any answer (one round trip).
+    fn query_batch(&mut self, qs: &[(&str, &[Val])]) -> Vec<Result<Vec<Row>, DbError>> {
+        qs.iter().map(|(sql, p)| self.query(sql, p)).collect()
+    }
+    /// Runs two queries as [`Conn::query_batch`] does.
     fn query_pair(
         &mut self,
         a: (&str, &[Val]),
         b: (&str, &[Val]),
     ) -> [Result<Vec<Row>, DbError>; 2] {
-        let ra = self.query(a.0, a.1);
-        [ra, self.query(b.0, b.1)]
+        let mut r = self.query_batch(&[a, b]).into_iter();
+        let mut next = || r.next().unwrap_or(Err(DbError::Other("no answer".into())));
+        [next(), next()]
     }
     /// Closes the connection politely (a MySQL COM_QUIT) before we exec.
     fn close(self: Box<Self>);

@@ -707,24 +707,24 @@ impl Conn for Mysql {
         self.round_trip(sql, params)
     }
 
-    fn query_pair(
-        &mut self,
-        a: (&str, &[Val]),
-        b: (&str, &[Val]),
-    ) -> [Result<Vec<Row>, DbError>; 2] {
-        if !(self.pipelined || self.cached(a.0) && self.cached(b.0)) {
-            return [self.query(a.0, a.1), self.query(b.0, b.1)];
+    fn query_batch(&mut self, qs: &[(&str, &[Val])]) -> Vec<Result<Vec<Row>, DbError>> {
+        if !(self.pipelined || qs.iter().all(|(sql, _)| self.cached(sql))) {
+            return qs.iter().map(|(sql, p)| self.query(sql, p)).collect();
         }
-        // Both statements in one write, one round trip for the two.
+        // Every statement in one write, one round trip for them all.
         let mut out = Vec::new();
-        let pa = self.push_statement(&mut out, a.0, a.1);
-        let pb = self.push_statement(&mut out, b.0, b.1);
+        let prepared: Vec<bool> = qs
+            .iter()
+            .map(|(sql, p)| self.push_statement(&mut out, sql, p))
+            .collect();
         if let Err(e) = self.s.write_all(&out) {
             let e = e.to_string();
-            return [Err(DbError::Other(e.clone())), Err(DbError::Other(e))];
+            return qs.iter().map(|_| Err(DbError::Other(e.clone()))).collect();
         }
-        let ra = self.answer(a.0, pa).map(|(rows, _)| rows);
-        [ra, self.answer(b.0, pb).map(|(rows, _)| rows)]
+        qs.iter()
+            .zip(prepared)
+            .map(|((sql, _), p)| self.answer(sql, p).map(|(rows, _)| rows))
+            .collect()
     }
 
     fn close(mut self: Box<Self>) {

@@ -530,21 +530,19 @@ impl Conn for Postgres {
         self.round_trip(sql, params)
     }
 
-    fn query_pair(
-        &mut self,
-        a: (&str, &[Val]),
-        b: (&str, &[Val]),
-    ) -> [Result<Vec<Row>, DbError>; 2] {
-        // Each with its own Sync, so that an error in the first does not skip the second.
+    fn query_batch(&mut self, qs: &[(&str, &[Val])]) -> Vec<Result<Vec<Row>, DbError>> {
+        // Each with its own Sync, so that an error in one does not skip the next.
         let mut out = Vec::new();
-        statement(&mut out, a.0, a.1);
-        statement(&mut out, b.0, b.1);
+        for (sql, p) in qs {
+            statement(&mut out, sql, p);
+        }
         if let Err(e) = self.w.write_all(&out) {
             let e = e.to_string();
-            return [Err(DbError::Other(e.clone())), Err(DbError::Other(e))];
+            return qs.iter().map(|_| Err(DbError::Other(e.clone()))).collect();
         }
-        let ra = self.answer().map(|(rows, _)| rows);
-        [ra, self.answer().map(|(rows, _)| rows)]
+        qs.iter()
+            .map(|_| self.answer().map(|(rows, _)| rows))
+            .collect()
     }
 
     fn close(mut self: Box<Self>) {

@@ -60,6 +60,11 @@ impl Sqlite {
         )
         .map_err(|e| DbError::Other(format!("{}: {e}", path.display())))?;
         c.busy_timeout(super::TIMEOUT).map_err(err)?;
+        // A double-quoted name that matches no column would otherwise be taken as a string
+        // (SQLite's old leniency): a table missing a column must be an error, not a query
+        // that quietly finds no row.
+        c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DQS_DML, false)
+            .map_err(err)?;
         // Every login writes (lastauth, lockout). In the default rollback-journal mode
         // each write costs four fsyncs, ~10 ms here; in WAL mode with synchronous=NORMAL
         // a commit costs none and the file still cannot be corrupted by a crash (a power
