@@ -239,7 +239,9 @@ fn app_password(
         Service::Webmail => "webmail",
     };
     for a in app_passwords::read(conn.query(&sql, &params))? {
-        if a.in_scope(service, req.client_ip(), now) && checked(&secret, &a.hash, who, Some(&a.label)) {
+        if a.in_scope(service, req.client_ip(), now)
+            && checked(&secret, &a.hash, who, Some(&a.label))
+        {
             return Ok(Some(a.label));
         }
     }
