@@ -133,6 +133,11 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<String>,
     },
+    /// POP-before-SMTP: the relay rows, and the rules cdb that opens relaying for them
+    Relay {
+        #[command(subcommand)]
+        command: crate::relay::RelayCommand,
+    },
 }
 
 /// Runs `mailaccounts ARGS`; returns the exit code.

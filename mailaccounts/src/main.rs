@@ -6,6 +6,7 @@ mod db;
 mod maildir;
 mod out;
 mod password;
+mod relay;
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

@@ -49,9 +49,7 @@ impl Writer {
     /// readable by all whatever the umask (tcpserver may read it as another user), and
     /// removed unless [`Writer::commit`] renames it into place.
     pub fn beside(cdb: &Path) -> Result<Writer, Failure> {
-        let mut tmp = cdb.as_os_str().to_owned();
-        tmp.push(format!(".tmp.{}", std::process::id()));
-        let tmp = PathBuf::from(tmp);
+        let tmp = tmp_beside(cdb);
         let file = open_trunc(&tmp, libc::O_NOFOLLOW)?;
         let w = Self::on(file, tmp, true)?;
         w.handle()
@@ -141,6 +139,13 @@ impl Drop for Writer {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// The temporary file of [`Writer::beside`]: `CDB.tmp.PID`, as vpopmail names tcprules'.
+pub fn tmp_beside(cdb: &Path) -> PathBuf {
+    let mut tmp = cdb.as_os_str().to_owned();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    PathBuf::from(tmp)
 }
 
 /// djb's `open_trunc`: mode 0644 less the umask; `flags` beside.

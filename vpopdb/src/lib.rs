@@ -1,7 +1,8 @@
 //! vpopmail's user database, as the login (checkpassword) and the account tool
 //! (mailaccounts) both use it: settings and where the database is, the three SQL back
-//! ends, the user table and the rows a login writes, failed-login lockout, qmail's
-//! users/cdb, password checks and the rules for login names.
+//! ends, the user table and the rows a login writes, failed-login lockout, the
+//! POP-before-SMTP rules built from the relay rows, qmail's users/cdb, password checks
+//! and the rules for login names.
 //!
 //! With the `admin` feature also what only the account tool needs: users/assign and
 //! users/cdb written as qmail-newu writes them, and new password hashes.
@@ -15,6 +16,7 @@ pub mod flags_quota;
 pub mod hash;
 pub mod lockout;
 pub mod loginname;
+pub mod relay;
 pub mod store;
 pub mod target;
 pub mod users;
