@@ -218,6 +218,15 @@ fn probe(s: &Server, from: &str) -> String {
         .to_string()
 }
 
+/// tcprulescheck's report of the rule `cdb` has for a client at `ip`.
+fn rule(cdb: &Path, ip: &str) -> String {
+    let mut c = Command::new(ours("tcprulescheck"));
+    c.arg(cdb).env_clear().env("TCPREMOTEIP", ip);
+    let o = run_with_input(&mut c, b"", Duration::from_secs(10));
+    assert!(o.status.success(), "{}", show(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
 fn server(cdb: &Path) -> Server {
     let cdb = cdb.to_str().unwrap();
     Server::start(
@@ -319,16 +328,8 @@ fn same_bytes_as_djb_and_bad_rules_lose_nothing() {
     // IPv6 rows get the rule line our tcprules reads (djb's cannot).
     w.sql(&format!("INSERT INTO relay VALUES ('2001:db8::5', {now})"));
     w.ok(&["relay", "rebuild"], "");
-    let o = run_with_input(
-        Command::new(ours("tcprulescheck"))
-            .arg(&cdb)
-            .env_clear()
-            .env("TCPREMOTEIP", "2001:db8::5"),
-        b"",
-        Duration::from_secs(10),
-    );
-    let check = String::from_utf8_lossy(&o.stdout);
-    assert!(check.contains("RELAYCLIENT="), "{}", show(&o));
+    let check = rule(&cdb, "2001:db8::5");
+    assert!(check.contains("RELAYCLIENT="), "{check}");
     let good = std::fs::read(&cdb).unwrap();
 
     // A bad line in the base file: exit 100 as tcprules', file and line named, the old
@@ -366,4 +367,22 @@ fn same_bytes_as_djb_and_bad_rules_lose_nothing() {
     let o = w.ma(&["relay", "rebuild"], "");
     assert_eq!(o.status.code(), Some(111), "{}", show(&o));
     assert!(std::fs::read(&cdb).unwrap() == good, "the old cdb changed");
+}
+
+/// Logins from many addresses at once, each rebuilding the one cdb: none fails, and
+/// every address ends up in the cdb.
+#[test]
+fn concurrent_logins_all_open() {
+    let w = World::new(Kind::Sqlite);
+    let ips: Vec<String> = (1..=8).map(|i| format!("127.0.1.{i}")).collect();
+    std::thread::scope(|s| {
+        for ip in &ips {
+            let w = &w;
+            s.spawn(move || w.pop(ip));
+        }
+    });
+    for ip in &ips {
+        let check = rule(&w.cdb(), ip);
+        assert!(check.contains(&format!("rule {ip}:")), "{ip}: {check}");
+    }
 }
