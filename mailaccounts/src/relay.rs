@@ -51,7 +51,7 @@ pub fn run(cmd: RelayCommand, settings: &Settings, db: &mut dyn Conn, out: &mut 
         RelayCommand::List { minutes: m } => {
             let since = relay::cutoff(now, minutes(settings, m)?);
             let mut rows = relay::rows(db)?;
-            rows.sort_by_key(|r| r.timestamp);
+            rows.sort_by(|a, b| a.timestamp.cmp(&b.timestamp).then_with(|| a.ip.cmp(&b.ip)));
             let cells = rows
                 .iter()
                 .map(|r| {

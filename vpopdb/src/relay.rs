@@ -76,7 +76,7 @@ pub fn touch(db: &mut dyn Conn, ip: &str, now: i64) -> Result<(), DbError> {
     write_own(db, "relay", &sql, &[Val::text(ip), Val::Int(now)]).map(drop)
 }
 
-/// Every row, in address order (by text, the same on every back end and host).
+/// Every row, in the database's order.
 pub fn rows(db: &mut dyn Conn) -> Result<Vec<Row>, DbError> {
     let k = db.kind();
     let sql = format!(
@@ -89,16 +89,14 @@ pub fn rows(db: &mut dyn Conn) -> Result<Vec<Row>, DbError> {
         Err(DbError::NoTable) => return Ok(vec![]),
         r => r?,
     };
-    let mut out: Vec<Row> = rows
+    Ok(rows
         .iter()
         .map(|r| Row {
             ip: String::from_utf8_lossy(r.get("ip_addr").map(Val::as_bytes).unwrap_or_default())
                 .into_owned(),
             timestamp: r.get("timestamp").map_or(0, Val::as_int),
         })
-        .collect();
-    out.sort_by(|a, b| a.ip.cmp(&b.ip).then(a.timestamp.cmp(&b.timestamp)));
-    Ok(out)
+        .collect())
 }
 
 /// clearopensmtp's delete: the rows closed at `now`; how many went.
