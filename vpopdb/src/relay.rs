@@ -227,12 +227,13 @@ pub fn rebuild(
     })
 }
 
-/// Whether `cdb` already holds a record under `ip`'s own key: then a rebuild for a
-/// login from `ip` would change nothing (tcpserver finds the first record of a key, and
-/// the base file's come first). A missing or unreadable cdb holds nothing.
+/// Whether a rebuild for a login from `ip` would change nothing for `ip`: `cdb` already
+/// holds a record under its own key (tcpserver finds the first record of a key, and the
+/// base file's come first), or `ip` is no address (its row is left out). A missing or
+/// unreadable cdb holds nothing.
 pub fn covers(cdb: &Path, ip: &str) -> bool {
     let Some(a) = address(ip) else {
-        return false;
+        return true;
     };
     let mut key = Vec::new();
     let line = format!("{a}{RULE}");
@@ -335,5 +336,26 @@ mod tests {
         assert_eq!(keys[2].0, "2001:0DB8:0000:0000:0000:0000:0000:0007");
         assert_eq!(keys[0].1, b"+RELAYCLIENT=\0+RBLSMTPD=\0");
         assert_eq!(cutoff(5, u64::MAX), i64::MIN + 6);
+    }
+
+    #[test]
+    fn covered_addresses() {
+        let d = std::env::temp_dir().join(format!("vpopdb-relay-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let cdb = d.join("r.cdb");
+        assert!(!covers(&cdb, "10.0.0.1"), "no cdb yet");
+        let mut w = Writer::beside(&cdb).unwrap();
+        let text = "10.0.0.1:deny\n10.0.0.:allow\n2001:db8::1:allow\n";
+        w.add_lines(&mut text.as_bytes()).unwrap();
+        w.commit(&cdb).unwrap();
+        assert!(covers(&cdb, "10.0.0.1"));
+        assert!(covers(&cdb, "::ffff:10.0.0.1"));
+        assert!(covers(&cdb, "2001:DB8:0::1"));
+        assert!(
+            !covers(&cdb, "10.0.0.2"),
+            "a prefix is not the address's own line"
+        );
+        assert!(covers(&cdb, "no address"), "nothing a rebuild could add");
+        let _ = std::fs::remove_dir_all(&d);
     }
 }
