@@ -1,6 +1,6 @@
 //! What a decided attempt leaves in the database: a failure counted towards a lockout;
 //! a success clears the account's counter and writes lastauth and, for POP-before-SMTP,
-//! relay. A failure that cannot be counted is a temporary failure, not a wrong
+//! relay (and, with relay_rebuild, the rules cdb that opens relaying). A failure that cannot be counted is a temporary failure, not a wrong
 //! password: whoever could keep the database from recording failures (a busy SQLite
 //! file, a MariaDB write timeout) would otherwise get guesses the lockout never counts,
 //! so every 1 answered was counted. A success stops only when its write connection
@@ -9,8 +9,8 @@
 use vpopdb::config::Settings;
 use vpopdb::flags_quota::NO_RELAY;
 use vpopdb::lockout;
-use vpopdb::store::DbError;
-use vpopdb::users;
+use vpopdb::store::{Conn, DbError};
+use vpopdb::{relay, users};
 
 use crate::db::Db;
 use crate::decide::{Decision, Outcome};
@@ -33,7 +33,7 @@ pub fn record(
                 && req.service.service != Service::Smtp
                 && user.flags & NO_RELAY == 0
                 && !req.client_ip().is_empty();
-            success(req, who, db, &d.counters, relay, now)?;
+            success(req, settings, who, db, &d.counters, relay, now)?;
             let mut text = format!("({method}) login success");
             if let Some(label) = app {
                 text += &format!(" app password \"{}\"", log::clean(label.as_bytes()));
@@ -76,6 +76,7 @@ fn failure(
 
 fn success(
     req: &Request,
+    settings: &Settings,
     who: &Who,
     db: &mut Db,
     counters: &lockout::State,
@@ -90,9 +91,30 @@ fn success(
         log::warn(&format!("unable to update lastauth: {e}"));
     }
     if relay {
-        if let Err(e) = users::relay(w, req.client_ip(), now) {
-            log::warn(&format!("unable to update relay: {e}"));
+        match relay::touch(w, req.client_ip(), now) {
+            Ok(()) if settings.relay_rebuild => rebuild_rules(w, settings, req.client_ip(), now),
+            Ok(()) => {}
+            Err(e) => log::warn(&format!("unable to update relay: {e}")),
         }
     }
     Ok(())
+}
+
+/// vpopmail rebuilds tcp.smtp.cdb when a login opens relaying for a new address; so does
+/// this, when the cdb does not hold the address yet (new, expired, or written on another
+/// host). A failed rebuild is a warning: the login goes on, and cron's rebuild catches up.
+fn rebuild_rules(w: &mut dyn Conn, settings: &Settings, ip: &str, now: i64) {
+    let files = relay::Files::of(settings);
+    if relay::covers(&files.cdb, ip) {
+        return;
+    }
+    match relay::rebuild(w, &files, settings.relay_minutes, now) {
+        Ok(r) if !r.skipped.is_empty() => log::warn(&format!(
+            "{} relay rows hold no address, left out of {}",
+            r.skipped.len(),
+            files.cdb.display()
+        )),
+        Ok(_) => {}
+        Err(e) => log::warn(&format!("unable to rebuild {}: {e}", files.cdb.display())),
+    }
 }

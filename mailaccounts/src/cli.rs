@@ -141,6 +141,11 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<String>,
     },
+    /// POP-before-SMTP: the relay rows, and the rules cdb that opens relaying for them
+    Relay {
+        #[command(subcommand)]
+        command: crate::relay::RelayCommand,
+    },
     /// Print a Dovecot or Postfix configuration that reads these tables
     Config {
         #[command(subcommand)]

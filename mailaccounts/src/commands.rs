@@ -443,6 +443,9 @@ fn dispatch(c: &mut Ctx, cmd: Command) -> R<()> {
             c.out
                 .table(&["time", "by", "account", "action", "detail"], cells);
         }
+        Command::Relay { command } => {
+            crate::relay::run(command, &c.settings, c.db.as_mut(), &mut c.out)?
+        }
     }
     Ok(())
 }

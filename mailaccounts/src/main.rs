@@ -8,6 +8,7 @@ mod limits;
 mod maildir;
 mod out;
 mod password;
+mod relay;
 mod server_config;
 
 fn main() {

@@ -17,6 +17,7 @@ pub mod lookup;
 pub mod msg;
 pub mod proxy;
 pub mod rules;
+pub mod rules_file;
 
 // gcc's unwinder is linked in rather than loaded from libgcc_s.so at every start: one
 // shared library fewer for every program here to map and bind when it starts, and for

@@ -35,6 +35,13 @@ pub struct Settings {
     pub lockout_time: u64,
     pub lockout_ip_failures: u64,
     pub relay: bool,
+    /// POP-before-SMTP's rules (see `relay`): the base rules file and the cdb built from
+    /// it (unset: `~vpopmail/etc/tcp.smtp` and that + `.cdb`), how long a relay row opens
+    /// relaying, and whether a login that opens it rebuilds the cdb at once.
+    pub relay_rules: Option<PathBuf>,
+    pub relay_cdb: Option<PathBuf>,
+    pub relay_minutes: u64,
+    pub relay_rebuild: bool,
     pub default_domain: Option<String>,
     pub vpopmail_dir: Option<PathBuf>,
     pub qmail_dir: PathBuf,
@@ -59,6 +66,10 @@ impl Default for Settings {
             lockout_time: 1800,
             lockout_ip_failures: 20,
             relay: false,
+            relay_rules: None,
+            relay_cdb: None,
+            relay_minutes: crate::relay::DEFAULT_MINUTES,
+            relay_rebuild: false,
             default_domain: None,
             vpopmail_dir: None,
             qmail_dir: PathBuf::from("/var/qmail"),
@@ -80,6 +91,10 @@ pub const KEYS: &[&str] = &[
     "lockout_time",
     "lockout_ip_failures",
     "relay",
+    "relay_rules",
+    "relay_cdb",
+    "relay_minutes",
+    "relay_rebuild",
     "default_domain",
     "vpopmail_dir",
     "qmail",
@@ -91,6 +106,21 @@ pub const KEYS: &[&str] = &[
 fn num(key: &str, v: &str) -> Result<u64, String> {
     v.parse::<u64>()
         .map_err(|_| format!("bad value for {key}: not a number"))
+}
+
+fn on_off(key: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "on" | "yes" | "1" => Ok(true),
+        "off" | "no" | "0" => Ok(false),
+        _ => Err(format!("bad value for {key}: want on or off")),
+    }
+}
+
+fn path(key: &str, v: &str) -> Result<PathBuf, String> {
+    if v.is_empty() {
+        return Err(format!("bad value for {key}: want a path"));
+    }
+    Ok(PathBuf::from(v))
 }
 
 fn id(key: &str, v: &str) -> Result<u32, String> {
@@ -134,13 +164,14 @@ impl Settings {
             "lockout_window" => self.lockout_window = num(key, v)?,
             "lockout_time" => self.lockout_time = num(key, v)?,
             "lockout_ip_failures" => self.lockout_ip_failures = num(key, v)?,
-            "relay" => {
-                self.relay = match v {
-                    "on" | "yes" | "1" => true,
-                    "off" | "no" | "0" => false,
-                    _ => return Err("bad value for relay: want on or off".into()),
-                }
-            }
+            "relay" => self.relay = on_off(key, v)?,
+            "relay_rules" => self.relay_rules = Some(path(key, v)?),
+            "relay_cdb" => self.relay_cdb = Some(path(key, v)?),
+            "relay_minutes" => match num(key, v)? {
+                0 => return Err("bad value for relay_minutes: want 1 or more".into()),
+                n => self.relay_minutes = n,
+            },
+            "relay_rebuild" => self.relay_rebuild = on_off(key, v)?,
             "default_domain" => {
                 if !crate::loginname::domain_ok(v) || v.is_empty() {
                     return Err("bad value for default_domain".into());
@@ -295,5 +326,10 @@ mod tests {
         assert!(s
             .apply_file("t", "trusted_uids = no-such-account-here")
             .is_err());
+        assert!(s.apply_file("t", "relay_minutes = 0").is_err());
+        assert!(s.apply_file("t", "relay_rules =").is_err());
+        s.apply_file("t", "relay_minutes = 30\nrelay_rebuild = on")
+            .unwrap();
+        assert_eq!((s.relay_minutes, s.relay_rebuild), (30, true));
     }
 }

@@ -1,8 +1,9 @@
 //! vpopmail's user database, as the login (checkpassword) and the account tool
 //! (mailaccounts) both use it: settings and where the database is, the three SQL back
 //! ends, the user table and the rows a login writes, failed-login lockout, the domains'
-//! limits (vlimits), qmail's users/cdb, password checks (Argon2 too) and the rules for
-//! login names, and our app passwords.
+//! limits (vlimits), the POP-before-SMTP rules built from the relay rows, qmail's
+//! users/cdb, password checks (Argon2 too) and the rules for login names, and our app
+//! passwords.
 //!
 //! With the `admin` feature also what only the account tool needs: users/assign and
 //! users/cdb written as qmail-newu writes them, and new password hashes.
@@ -19,6 +20,7 @@ pub mod limits;
 pub mod lockout;
 pub mod loginname;
 pub mod phc;
+pub mod relay;
 pub mod store;
 pub mod target;
 pub mod users;

@@ -1,5 +1,6 @@
 //! vpopmail's user table, in either layout, and the bookkeeping tables it writes on a
-//! successful login (`lastauth`, `relay`), created on first use as vpopmail does.
+//! successful login (`lastauth`, and `relay`'s, whose rows `crate::relay` writes),
+//! created on first use as vpopmail does.
 
 use zeroize::Zeroizing;
 
@@ -153,14 +154,6 @@ pub fn lastauth(
         ],
     )
     .map(drop)
-}
-
-/// POP-before-SMTP: a `relay` row for the client's address.
-pub fn relay(db: &mut dyn Conn, ip: &str, now: i64) -> Result<(), DbError> {
-    let sql = db
-        .kind()
-        .upsert("relay", &["ip_addr", "timestamp"], &["ip_addr"]);
-    write_own(db, "relay", &sql, &[Val::text(ip), Val::Int(now)]).map(drop)
 }
 
 #[cfg(test)]
