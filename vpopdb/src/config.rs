@@ -8,7 +8,7 @@ use ucspi::errstr::io_str;
 
 use zeroize::Zeroizing;
 
-use crate::target::{parse_url, parse_vpopmail_mysql, Target, Targets};
+use crate::target::{parse_url, parse_vpopmail_mysql, SslMode, Target, Targets, Tls};
 
 /// Where the config file is unless `CHECKPASSWORD_CONFIG` names another.
 pub const DEFAULT_CONFIG: &str = "/etc/checkpassword.conf";
@@ -40,6 +40,9 @@ pub struct Settings {
     pub qmail_dir: PathBuf,
     /// mailaccounts also writes pw_clear_passwd (for APOP and CRAM-MD5).
     pub clear_passwords: bool,
+    /// `db_sslmode` and `db_sslrootcert`: TLS for every database target whose URL does
+    /// not say (vpopmail.mysql's lines cannot).
+    pub db_tls: Tls,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             vpopmail_dir: None,
             qmail_dir: PathBuf::from("/var/qmail"),
             clear_passwords: false,
+            db_tls: Tls::default(),
         }
     }
 }
@@ -77,6 +81,8 @@ pub const KEYS: &[&str] = &[
     "vpopmail_dir",
     "qmail",
     "clear_passwords",
+    "db_sslmode",
+    "db_sslrootcert",
 ];
 
 fn num(key: &str, v: &str) -> Result<u64, String> {
@@ -134,6 +140,9 @@ impl Settings {
                     _ => return Err("bad value for clear_passwords: want on or off".into()),
                 }
             }
+            "db_sslmode" => self.db_tls.mode = Some(SslMode::parse(v)?),
+            "db_sslrootcert" if v.is_empty() => return Err("empty db_sslrootcert".into()),
+            "db_sslrootcert" => self.db_tls.ca = Some(PathBuf::from(v)),
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())
@@ -205,6 +214,11 @@ impl Settings {
 
     /// Where the users are: `db`, else vpopmail.mysql, else the SQLite default.
     pub fn targets(&self) -> Result<Targets, String> {
+        self.targets_as_given()
+            .map(|t| t.with_tls_defaults(&self.db_tls))
+    }
+
+    fn targets_as_given(&self) -> Result<Targets, String> {
         if let Some(url) = &self.db {
             return Ok(Targets {
                 read: parse_url(url)?,
@@ -266,5 +280,36 @@ mod tests {
         assert!(s.apply_file("t", "uid = 0").is_err());
         assert!(s.apply_file("t", "lockout_time = -1").is_err());
         assert!(s.apply_file("t", "relay = maybe").is_err());
+    }
+
+    #[test]
+    fn tls_keys_under_url_parameters() {
+        let mut s = Settings::default();
+        s.apply_file(
+            "t",
+            "db = postgres://u@db.example/m?sslmode=verify-full\n\
+             db_sslmode = REQUIRED\ndb_sslrootcert = /etc/ca.pem\n",
+        )
+        .unwrap();
+        let Target::Postgres(p) = s.targets().unwrap().read else {
+            panic!()
+        };
+        // The URL's mode, the key's CA file.
+        assert_eq!(p.tls.mode(), SslMode::VerifyFull);
+        assert_eq!(
+            p.tls.ca.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        s.apply_file("t", "db = mysql://u@db.example/m").unwrap();
+        let Target::Mysql(m) = s.targets().unwrap().read else {
+            panic!()
+        };
+        // REQUIRED with a CA file verifies the chain.
+        assert_eq!(m.tls.mode(), SslMode::VerifyCa);
+        let env = |k: &str| (k == "CHECKPASSWORD_DB_SSLMODE").then(|| "disable".to_string());
+        s.apply_env(&env).unwrap();
+        assert_eq!(s.db_tls.mode, Some(SslMode::Disable));
+        assert!(s.apply_file("t", "db_sslmode = sometimes").is_err());
+        assert!(s.apply_file("t", "db_sslrootcert =").is_err());
     }
 }
