@@ -117,6 +117,10 @@ impl Wire {
             conn.complete_io(&mut sock).map_err(|e| {
                 // rustls's own errors (a certificate that does not verify) come wrapped.
                 match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    Some(t @ rustls::Error::InvalidCertificate(_)) => fail(format!(
+                        "{t}: the server's certificate does not verify against the CA \
+                         (sslrootcert) or for the host name"
+                    )),
                     Some(t) => fail(t.to_string()),
                     None => fail(ucspi::errstr::io_str(&e).to_string()),
                 }
