@@ -1162,6 +1162,27 @@ mod tests {
     }
 
     #[test]
+    fn bytes_after_the_greeting_are_refused() {
+        // The greeting offers TLS and an OK packet follows it in the clear: under TLS
+        // it would pass for the server's answer to the login.
+        let (tx, rx) = mpsc::channel();
+        let port = server(move |mut s| {
+            let mut out = greeting_packet("mysql_native_password", true);
+            out.extend_from_slice(&[7, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0]);
+            let _ = s.write_all(&out);
+            let _ = tx.send(server_read(&mut s).ok());
+        });
+        let e = Mysql::open(&target(port, Tls::default()))
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("before the TLS handshake"), "{e}");
+        // The SSL request went out (it carries no secret); nothing after it.
+        let (seq, p) = rx.recv().unwrap().expect("the SSL request");
+        assert_eq!((seq, p.len()), (1, 32));
+    }
+
+    #[test]
     fn verification_against_the_wrong_ca() {
         for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
             let (port, rx) = sha2_server(true, 3);
