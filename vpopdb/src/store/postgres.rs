@@ -891,6 +891,19 @@ mod tests {
     }
 
     #[test]
+    fn an_error_for_the_ssl_request() {
+        // A server that cannot take the connection says so in place of 'S' or 'N'.
+        const ERROR: &[u8] = b"E\0\0\0\x1dSFATAL\0C53300\0Mtoo many\0\0";
+        let (port, rx) = tls_server(ERROR, "server");
+        let e = Postgres::open(&tls_target(port, Tls::default()))
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "too many (53300)");
+        assert_eq!(rx.recv().unwrap().startup, None);
+    }
+
+    #[test]
     fn bytes_after_the_s_are_refused() {
         // An 'S' with a plain-text AuthenticationOk and ReadyForQuery behind it, which
         // would otherwise be read as the first answer under TLS.
