@@ -2,7 +2,9 @@
 //! (libpq's `sslmode`, negotiated with an SSLRequest).
 //!
 //! What a login and the account tool need: trust, password, md5 and
-//! SCRAM-SHA-256 authentication (the server's signature checked; no channel binding);
+//! SCRAM-SHA-256 authentication (the server's signature checked; over TLS
+//! SCRAM-SHA-256-PLUS, bound to the server's certificate, as libpq's
+//! `channel_binding=prefer`);
 //! the extended query protocol with every value a bound parameter, results in text
 //! form; Terminate.
 //!
@@ -133,14 +135,50 @@ fn salted_password(pw: &[u8], salt: &[u8], iterations: u32) -> Zeroizing<[u8; 32
     out
 }
 
-/// The client's side of SCRAM-SHA-256 (RFC 5802, 7677), without channel binding.
+/// The client's side of SCRAM-SHA-256 (RFC 5802, 7677), with or without channel
+/// binding.
 struct Scram {
     nonce: String,
     first_bare: String,
+    /// The final message's `c=`: the GS2 header and the channel binding data, in base64.
+    binding: String,
+}
+
+/// How a SCRAM exchange binds to the channel: its mechanism's name, the GS2 header, and
+/// the data that goes with it.
+struct Gs2 {
+    mechanism: &'static str,
+    header: &'static str,
+    data: Vec<u8>,
+}
+
+impl Gs2 {
+    /// `PLUS` over TLS when the server offers it and the certificate's hash is known;
+    /// `y` over TLS when it does not offer it (a server that could, and sees this,
+    /// knows someone took it out of the list); `n` otherwise.
+    fn choose(offered: &[&[u8]], end_point: Option<Vec<u8>>) -> Option<Gs2> {
+        let has = |m: &str| offered.contains(&m.as_bytes());
+        let plain = |header| {
+            has("SCRAM-SHA-256").then_some(Gs2 {
+                mechanism: "SCRAM-SHA-256",
+                header,
+                data: Vec::new(),
+            })
+        };
+        match end_point {
+            Some(data) if has("SCRAM-SHA-256-PLUS") => Some(Gs2 {
+                mechanism: "SCRAM-SHA-256-PLUS",
+                header: "p=tls-server-end-point,,",
+                data,
+            }),
+            Some(_) => plain("y,,"),
+            None => plain("n,,"),
+        }
+    }
 }
 
 impl Scram {
-    fn new() -> Result<Scram, DbError> {
+    fn new(gs2: &Gs2) -> Result<Scram, DbError> {
         let mut r = [0u8; 18];
         // SAFETY: a writable buffer of the length passed.
         let n = unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) };
@@ -148,9 +186,12 @@ impl Scram {
             return Err(DbError::Other("no random bytes for the SCRAM nonce".into()));
         }
         let nonce = b64_encode(&r);
+        let mut binding = gs2.header.as_bytes().to_vec();
+        binding.extend_from_slice(&gs2.data);
         Ok(Scram {
             first_bare: format!("n=,r={nonce}"),
             nonce,
+            binding: b64_encode(&binding),
         })
     }
 
@@ -180,7 +221,7 @@ impl Scram {
         let salted = salted_password(pw, &salt, iterations);
         let client_key = Zeroizing::new(hmac(&*salted, b"Client Key"));
         let stored_key: [u8; 32] = Sha256::digest(*client_key).into();
-        let without_proof = format!("c=biws,r={r}");
+        let without_proof = format!("c={},r={r}", self.binding);
         let auth = format!("{},{server_first},{without_proof}", self.first_bare);
         let signature = hmac(&stored_key, auth.as_bytes());
         let mut proof = *client_key;
@@ -383,6 +424,7 @@ impl Postgres {
         out.extend_from_slice(&body);
         self.w.write_all(&out)?;
         let mut scram = None;
+        let end_point = self.w.peer_certificate().and_then(tls::end_point_hash);
         loop {
             let (t, body) = self.read()?;
             match t {
@@ -392,7 +434,7 @@ impl Postgres {
                 // Parameter status, backend key, notices.
                 _ => continue,
             }
-            if let Some(out) = auth_answer(p, &body, &mut scram)? {
+            if let Some(out) = auth_answer(p, &body, &mut scram, end_point.as_deref())? {
                 self.w.write_all(&out)?;
             }
         }
@@ -491,10 +533,12 @@ impl Postgres {
 type ScramState = Option<(Scram, Option<[u8; 32]>)>;
 
 /// Our answer to one authentication request of the server; none when it wants none.
+/// `end_point`: over TLS, the hash of the server's certificate for channel binding.
 fn auth_answer(
     p: &PgTarget,
     body: &[u8],
     scram: &mut ScramState,
+    end_point: Option<&[u8]>,
 ) -> Result<Option<Vec<u8>>, DbError> {
     let pw = p.password.as_bytes();
     let code = be32(body)?;
@@ -519,17 +563,17 @@ fn auth_answer(
             msg(&mut out, b'p', &m);
         }
         10 => {
-            let offered = data.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256");
-            if !offered {
+            let offered: Vec<&[u8]> = data.split(|&b| b == 0).collect();
+            let Some(gs2) = Gs2::choose(&offered, end_point.map(<[u8]>::to_vec)) else {
                 return Err(DbError::Other(
-                    "the server offers only SCRAM-SHA-256-PLUS (channel binding), which this \
-                     client does not speak"
+                    "the server offers no SCRAM-SHA-256 this client can use (SCRAM-SHA-256-PLUS \
+                     needs TLS and a certificate signed with SHA-256, -384 or -512)"
                         .into(),
                 ));
-            }
-            let s = Scram::new()?;
-            let first = format!("n,,{}", s.first_bare);
-            let mut m = b"SCRAM-SHA-256\0".to_vec();
+            };
+            let s = Scram::new(&gs2)?;
+            let first = format!("{}{}", gs2.header, s.first_bare);
+            let mut m = format!("{}\0", gs2.mechanism).into_bytes();
             m.extend_from_slice(&(first.len() as i32).to_be_bytes());
             m.extend_from_slice(first.as_bytes());
             msg(&mut out, b'p', &m);
@@ -637,6 +681,7 @@ mod tests {
         let s = Scram {
             nonce: "rOprNGfwEbeRWgbNEkqO".into(),
             first_bare: "n=user,r=rOprNGfwEbeRWgbNEkqO".into(),
+            binding: b64_encode(b"n,,"),
         };
         let (fin, sig) = s
             .finish(
@@ -888,6 +933,122 @@ mod tests {
             assert_eq!(seen.ssl_request, asked);
             assert!(seen.startup.is_some());
         }
+    }
+
+    /// A server over TLS (`tls`) or not that asks for SASL with `mechanisms` and reports
+    /// the client's mechanism and the `c=` of its final message (then refuses it).
+    fn sasl_server(
+        tls: bool,
+        mechanisms: &'static [u8],
+    ) -> (u16, mpsc::Receiver<(String, String)>) {
+        let (tx, rx) = mpsc::channel();
+        let port = server(move |mut s| {
+            let mut first = [0u8; 8];
+            s.read_exact(&mut first).unwrap();
+            let mut c: Box<dyn ReadWrite> = if first == SSL_REQUEST {
+                s.write_all(if tls { b"S" } else { b"N" }).unwrap();
+                if tls {
+                    Box::new(tls_accept(s))
+                } else {
+                    Box::new(s)
+                }
+            } else {
+                Box::new(s)
+            };
+            let read_msg = |c: &mut Box<dyn ReadWrite>, typed: bool| -> Option<Vec<u8>> {
+                let mut h = [0u8; 5];
+                let h = if typed { &mut h[..] } else { &mut h[1..] };
+                c.read_exact(h).ok()?;
+                let n = u32::from_be_bytes(h[h.len() - 4..].try_into().unwrap()) as usize;
+                let mut body = vec![0u8; n - 4];
+                c.read_exact(&mut body).ok()?;
+                Some(body)
+            };
+            if first == SSL_REQUEST {
+                read_msg(&mut c, false).unwrap();
+            }
+            let mut out = Vec::new();
+            let mut r = 10i32.to_be_bytes().to_vec();
+            r.extend_from_slice(mechanisms);
+            msg(&mut out, b'R', &r);
+            c.write_all(&out).unwrap();
+            c.flush().unwrap();
+            let Some(init) = read_msg(&mut c, true) else {
+                let _ = tx.send((String::new(), String::new()));
+                return;
+            };
+            let end = init.iter().position(|&b| b == 0).unwrap();
+            let mechanism = String::from_utf8_lossy(&init[..end]).into_owned();
+            let client_first = String::from_utf8_lossy(&init[end + 5..]).into_owned();
+            let nonce = client_first.rsplit("r=").next().unwrap().to_string();
+            let mut r = 11i32.to_be_bytes().to_vec();
+            r.extend_from_slice(format!("r={nonce}srv,s=c2FsdA==,i=4096").as_bytes());
+            out.clear();
+            msg(&mut out, b'R', &r);
+            c.write_all(&out).unwrap();
+            c.flush().unwrap();
+            let fin = read_msg(&mut c, true).unwrap();
+            let fin = String::from_utf8_lossy(&fin).into_owned();
+            let cb = fin
+                .split(',')
+                .next()
+                .unwrap()
+                .trim_start_matches("c=")
+                .to_string();
+            let _ = tx.send((mechanism, cb));
+        });
+        (port, rx)
+    }
+
+    #[test]
+    fn channel_binding() {
+        let both: &[u8] = b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0";
+        let cert =
+            ::tls::files::certificates(&super::super::testutil::testdata("server.pem")).unwrap();
+        let mut plus = b"p=tls-server-end-point,,".to_vec();
+        plus.extend_from_slice(&Sha256::digest(cert[0].as_ref()));
+        for (tls, mechanisms, want_mechanism, want_c) in [
+            // Over TLS: bound to the certificate the client saw.
+            (true, both, "SCRAM-SHA-256-PLUS", b64_encode(&plus)),
+            // Over TLS without PLUS on offer: "y", which a server that could bind
+            // takes for a list someone shortened.
+            (
+                true,
+                &b"SCRAM-SHA-256\0\0"[..],
+                "SCRAM-SHA-256",
+                b64_encode(b"y,,"),
+            ),
+            // In the clear: no binding.
+            (false, both, "SCRAM-SHA-256", b64_encode(b"n,,")),
+        ] {
+            let (port, rx) = sasl_server(tls, mechanisms);
+            let t = tls_target(
+                port,
+                Tls {
+                    mode: Some(SslMode::Prefer),
+                    ca: None,
+                },
+            );
+            let t = PgTarget {
+                password: Zeroizing::new("pw".into()),
+                ..t
+            };
+            assert!(Postgres::open(&t).is_err());
+            let (mechanism, c) = rx.recv().unwrap();
+            assert_eq!(
+                (mechanism.as_str(), c),
+                (want_mechanism, want_c),
+                "tls {tls}"
+            );
+        }
+        // PLUS alone in the clear: nothing this client can use.
+        let (port, rx) = sasl_server(false, b"SCRAM-SHA-256-PLUS\0\0");
+        let e = Postgres::open(&tls_target(port, Tls::default()))
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no SCRAM-SHA-256 this client can use"), "{e}");
+        assert_eq!(rx.recv().unwrap().0, "");
     }
 
     #[test]

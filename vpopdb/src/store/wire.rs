@@ -130,6 +130,14 @@ impl Wire {
         Ok(())
     }
 
+    /// Over TLS, the server's certificate (DER).
+    pub fn peer_certificate(&self) -> Option<&[u8]> {
+        match &self.s {
+            Stream::Tls(s) => s.conn.peer_certificates()?.first().map(|c| c.as_ref()),
+            _ => None,
+        }
+    }
+
     /// Ends TLS politely (close_notify); nothing to do on a plain connection.
     pub fn close(&mut self) {
         if let Stream::Tls(s) = &mut self.s {
