@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Per-login wall time of checkpassword (fork, fd 3, lookup, $6$ verify, lastauth and
 # lockout bookkeeping, exec of /bin/true) against SQLite, MariaDB over its unix socket
-# and PostgreSQL over loopback TCP, next to:
+# and PostgreSQL over its unix socket, and both over loopback TCP without TLS, with TLS
+# (unverified, the default `prefer`) and with TLS verified (verify-full against the
+# test CA: its file read, the chain and the name checked), next to:
 #   - the floor: fork+exec of /bin/true alone
 #   - the hash alone: crypt_r of the same $6$ hash
 #   - a C checkpassword doing the same one lookup with libmariadb (c_mysql_login.c)
@@ -54,7 +56,8 @@ mysock=${CHECKPASSWORD_TEST_MYSQL_SOCKET_URL#*socket=}
 # and long rounds let one configuration catch a slow spell that another escapes.
 rounds=${ROUNDS:-20}
 per=$(( (n + rounds - 1) / rounds ))
-names=(floor hash sqlite csqlite wrong unknown mysql cmysql mysqlnf pg pgsock)
+names=(floor hash sqlite csqlite wrong unknown mysql cmysql mysqlnf mytcp mytls myvfy pg pgtls pgvfy pgsock)
+vfy="sslmode=verify-full&sslrootcert=$CHECKPASSWORD_TEST_CA"
 declare -A med p90
 run_one() {
   case "$1" in
@@ -77,7 +80,14 @@ run_one() {
     "${cp_env[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_MYSQL_SOCKET_URL" "$work/harness" "$per" "$cp_login" "$cp_bin" /bin/true
     echo "SET GLOBAL innodb_flush_log_at_trx_commit = 1" | "$CHECKPASSWORD_TEST_MYSQL_CTL" sql ;;
   cmysql) "$work/harness" "$per" "$cp_login" "$work/c_mysql_login" "$mysock" cptest cp-pw cptest /bin/true ;;
-  pg) "${cp_env[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_PG_URL" "$work/harness" "$per" "$cp_login" "$cp_bin" /bin/true ;;
+  mytcp | mytls | myvfy)
+    local q=sslmode=disable
+    if [ "$1" = mytls ]; then q=sslmode=prefer; elif [ "$1" = myvfy ]; then q=$vfy; fi
+    "${cp_env[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_MYSQL_URL?$q" "$work/harness" "$per" "$cp_login" "$cp_bin" /bin/true ;;
+  pg | pgtls | pgvfy)
+    local q=sslmode=disable
+    if [ "$1" = pgtls ]; then q=sslmode=prefer; elif [ "$1" = pgvfy ]; then q=$vfy; fi
+    "${cp_env[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_PG_URL?$q" "$work/harness" "$per" "$cp_login" "$cp_bin" /bin/true ;;
   pgsock) "${cp_env[@]}" CHECKPASSWORD_DB="$CHECKPASSWORD_TEST_PG_SOCKET_URL" "$work/harness" "$per" "$cp_login" "$cp_bin" /bin/true ;;
   esac
 }
@@ -102,7 +112,12 @@ label() {
   mysql) echo "ours, MariaDB (unix socket)" ;;
   mysqlnf) echo "ours, MariaDB, flush_log_at_trx_commit=2" ;;
   cmysql) echo "C + libmariadb, MariaDB (unix socket)" ;;
-  pg) echo "ours, PostgreSQL (loopback TCP, SCRAM)" ;;
+  mytcp) echo "ours, MariaDB (loopback TCP, no TLS)" ;;
+  mytls) echo "ours, MariaDB (TCP, TLS unverified)" ;;
+  myvfy) echo "ours, MariaDB (TCP, TLS verify-full)" ;;
+  pg) echo "ours, PostgreSQL (loopback TCP, SCRAM, no TLS)" ;;
+  pgtls) echo "ours, PostgreSQL (TCP, TLS unverified)" ;;
+  pgvfy) echo "ours, PostgreSQL (TCP, TLS verify-full)" ;;
   pgsock) echo "ours, PostgreSQL (unix socket, trust)" ;;
   esac
 }
@@ -131,3 +146,14 @@ awk -v a="${m[sqlite]}" -v b="${m[csqlite]}" -v f="${m[floor]}" -v h="${m[hash]}
 echo "SQLite: unknown user vs wrong password: ${m[unknown]} vs ${m[wrong]} us (the dummy hash keeps them alike)"
 awk -v a="${m[pg]}" -v b="${m[cmysql]}" \
   'BEGIN { printf "PostgreSQL: ours / C MariaDB client = %.2f (for reference)\n", a / b }'
+# TLS's cost per TCP login, round by round (each round's configurations run side by
+# side), then the median over the rounds.
+tls_cost() {
+  awk -v a="${med[$2]}" -v b="${med[$1]}" \
+    'BEGIN { n = split(a, x, " "); split(b, y, " "); for (i = 1; i <= n; i++) printf "%d ", x[i] - y[i] }'
+}
+for pair in "mytcp mytls MariaDB" "mytcp myvfy MariaDB" "pg pgtls PostgreSQL" "pg pgvfy PostgreSQL"; do
+  read -r plain tls db <<<"$pair"
+  echo "$db over TCP: $(label "$tls") - no TLS = $(middle "$(tls_cost "$plain" "$tls")") us a login" \
+    "(${m[$plain]} -> ${m[$tls]} us from the medians)"
+done

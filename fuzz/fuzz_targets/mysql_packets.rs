@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vpopdb::store::{connect, Val};
-use vpopdb::target::{MysqlTarget, Target};
+use vpopdb::target::{MysqlTarget, SslMode, Target, Tls};
 use zeroize::Zeroizing;
 
 #[path = "common/replay.rs"]
@@ -23,6 +23,11 @@ fuzz_target!(|buf: &[u8]| {
             user: "vpopmail".into(),
             pass: Zeroizing::new("secret".into()),
             db: "vpopmail".into(),
+            // The replayed bytes are the plain protocol.
+            tls: Tls {
+                mode: Some(SslMode::Disable),
+                ca: None,
+            },
         });
         let Ok(mut c) = connect(&t) else {
             return;

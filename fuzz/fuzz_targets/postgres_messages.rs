@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vpopdb::store::{connect, Val};
-use vpopdb::target::{PgTarget, Target};
+use vpopdb::target::{PgTarget, SslMode, Target, Tls};
 use zeroize::Zeroizing;
 
 #[path = "common/replay.rs"]
@@ -23,6 +23,11 @@ fuzz_target!(|buf: &[u8]| {
             user: "vpopmail".into(),
             password: Zeroizing::new("secret".into()),
             dbname: "vpopmail".into(),
+            // The replayed bytes are the plain protocol.
+            tls: Tls {
+                mode: Some(SslMode::Disable),
+                ca: None,
+            },
         });
         let Ok(mut c) = connect(&t) else {
             return;

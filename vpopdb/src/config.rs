@@ -8,7 +8,7 @@ use ucspi::errstr::io_str;
 
 use zeroize::Zeroizing;
 
-use crate::target::{parse_url, parse_vpopmail_mysql, Target, Targets};
+use crate::target::{parse_url, parse_vpopmail_mysql, SslMode, Target, Targets, Tls};
 
 /// Where the config file is unless `CHECKPASSWORD_CONFIG` names another.
 pub const DEFAULT_CONFIG: &str = "/etc/checkpassword.conf";
@@ -52,6 +52,9 @@ pub struct Settings {
     /// Callers whose client address a setuid checkpassword believes (qmaild's, say): any
     /// other unprivileged caller chooses `TCPREMOTEIP` itself.
     pub trusted_uids: Vec<u32>,
+    /// `db_sslmode` and `db_sslrootcert`: TLS for every database target whose URL does
+    /// not say (vpopmail.mysql's lines cannot).
+    pub db_tls: Tls,
 }
 
 impl Default for Settings {
@@ -76,6 +79,7 @@ impl Default for Settings {
             clear_passwords: false,
             login_timeout: 20,
             trusted_uids: Vec::new(),
+            db_tls: Tls::default(),
         }
     }
 }
@@ -101,6 +105,8 @@ pub const KEYS: &[&str] = &[
     "clear_passwords",
     "login_timeout",
     "trusted_uids",
+    "db_sslmode",
+    "db_sslrootcert",
 ];
 
 fn num(key: &str, v: &str) -> Result<u64, String> {
@@ -189,6 +195,9 @@ impl Settings {
             }
             "login_timeout" => self.login_timeout = num(key, v)?,
             "trusted_uids" => self.trusted_uids = uids(v)?,
+            "db_sslmode" => self.db_tls.mode = Some(SslMode::parse(v)?),
+            "db_sslrootcert" if v.is_empty() => return Err("empty db_sslrootcert".into()),
+            "db_sslrootcert" => self.db_tls.ca = Some(PathBuf::from(v)),
             _ => return Err(format!("unknown setting {key}")),
         }
         Ok(())
@@ -260,6 +269,11 @@ impl Settings {
 
     /// Where the users are: `db`, else vpopmail.mysql, else the SQLite default.
     pub fn targets(&self) -> Result<Targets, String> {
+        self.targets_as_given()
+            .map(|t| t.with_tls_defaults(&self.db_tls))
+    }
+
+    fn targets_as_given(&self) -> Result<Targets, String> {
         if let Some(url) = &self.db {
             return Ok(Targets {
                 read: parse_url(url)?,
@@ -331,5 +345,36 @@ mod tests {
         s.apply_file("t", "relay_minutes = 30\nrelay_rebuild = on")
             .unwrap();
         assert_eq!((s.relay_minutes, s.relay_rebuild), (30, true));
+    }
+
+    #[test]
+    fn tls_keys_under_url_parameters() {
+        let mut s = Settings::default();
+        s.apply_file(
+            "t",
+            "db = postgres://u@db.example/m?sslmode=verify-full\n\
+             db_sslmode = REQUIRED\ndb_sslrootcert = /etc/ca.pem\n",
+        )
+        .unwrap();
+        let Target::Postgres(p) = s.targets().unwrap().read else {
+            panic!()
+        };
+        // The URL's mode, the key's CA file.
+        assert_eq!(p.tls.mode(), SslMode::VerifyFull);
+        assert_eq!(
+            p.tls.ca.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        s.apply_file("t", "db = mysql://u@db.example/m").unwrap();
+        let Target::Mysql(m) = s.targets().unwrap().read else {
+            panic!()
+        };
+        // REQUIRED with a CA file verifies the chain.
+        assert_eq!(m.tls.mode(), SslMode::VerifyCa);
+        let env = |k: &str| (k == "CHECKPASSWORD_DB_SSLMODE").then(|| "disable".to_string());
+        s.apply_env(&env).unwrap();
+        assert_eq!(s.db_tls.mode, Some(SslMode::Disable));
+        assert!(s.apply_file("t", "db_sslmode = sometimes").is_err());
+        assert!(s.apply_file("t", "db_sslrootcert =").is_err());
     }
 }

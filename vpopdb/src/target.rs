@@ -9,6 +9,125 @@ use zeroize::Zeroizing;
 /// Debian's MariaDB socket, which libmysqlclient would use for host `localhost`.
 pub const DEFAULT_MYSQL_SOCKET: &str = "/run/mysqld/mysqld.sock";
 
+/// How a TCP connection uses TLS: libpq's `sslmode`, onto which MySQL's `ssl-mode`
+/// names map (`DISABLED`, `PREFERRED`, `REQUIRED`, `VERIFY_CA`, `VERIFY_IDENTITY`).
+/// A unix socket never uses TLS, as with libpq and MySQL's client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    /// Plain first; TLS only when the server refuses the plain login.
+    Allow,
+    /// TLS when the server offers it, unverified (the default over TCP).
+    Prefer,
+    /// TLS or no connection, unverified.
+    Require,
+    /// TLS with the certificate's chain verified, not its name.
+    VerifyCa,
+    /// TLS with the chain and the host name verified.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// Either vocabulary, as admins type it: libpq's (`verify-full`) or MySQL's
+    /// (`VERIFY_IDENTITY`, `verify-identity`), any case.
+    pub fn parse(v: &str) -> Result<SslMode, String> {
+        let v = v.trim().to_ascii_lowercase().replace('_', "-");
+        Ok(match v.as_str() {
+            "disable" | "disabled" => SslMode::Disable,
+            "allow" => SslMode::Allow,
+            "prefer" | "preferred" => SslMode::Prefer,
+            "require" | "required" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" | "verify-identity" => SslMode::VerifyFull,
+            _ => {
+                return Err(format!(
+                "bad TLS mode {v}: want disable, allow, prefer, require, verify-ca or verify-full \
+                     (or MySQL's DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY)"
+            ))
+            }
+        })
+    }
+
+    /// libpq's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    pub fn verifies(self) -> bool {
+        matches!(self, SslMode::VerifyCa | SslMode::VerifyFull)
+    }
+}
+
+/// A connection's TLS settings as given (URL parameters, config keys); [`Tls::mode`]
+/// resolves what was left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tls {
+    pub mode: Option<SslMode>,
+    /// The trust anchors: a PEM file, a directory of them, or `system` (the system's
+    /// bundle); none given means the system's for the verifying modes.
+    pub ca: Option<PathBuf>,
+}
+
+impl Tls {
+    /// The mode of a TCP connection: as given, `prefer` when none was; a CA file named
+    /// without a mode, or with `require` (libpq's rule), means `verify-ca`.
+    pub fn mode(&self) -> SslMode {
+        match (self.mode, &self.ca) {
+            (None | Some(SslMode::Require), Some(_)) => SslMode::VerifyCa,
+            (Some(m), _) => m,
+            (None, None) => SslMode::Prefer,
+        }
+    }
+
+    /// What is not given here, taken from `defaults` (the config keys under a URL's
+    /// parameters).
+    pub fn or(&self, defaults: &Tls) -> Tls {
+        Tls {
+            mode: self.mode.or(defaults.mode),
+            ca: self.ca.clone().or_else(|| defaults.ca.clone()),
+        }
+    }
+
+    /// Takes one URL parameter if it is a TLS one: `sslmode`, `ssl-mode`, `ssl_mode`;
+    /// `sslrootcert`, `ssl-ca`, `ssl_ca`, `ssl-capath`.
+    fn param(&mut self, k: &str, v: &str) -> Result<bool, String> {
+        match k {
+            "sslmode" | "ssl-mode" | "ssl_mode" => self.mode = Some(SslMode::parse(v)?),
+            "sslrootcert" | "ssl-ca" | "ssl_ca" | "ssl-capath" | "ssl_capath" => {
+                if v.is_empty() {
+                    return Err(format!("empty {k}"));
+                }
+                self.ca = Some(PathBuf::from(v))
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+impl Targets {
+    /// Applies the config file's TLS settings to each target where its URL set none.
+    pub fn with_tls_defaults(mut self, defaults: &Tls) -> Targets {
+        let apply = |t: &mut Target| match t {
+            Target::Mysql(m) => m.tls = m.tls.or(defaults),
+            Target::Postgres(p) => p.tls = p.tls.or(defaults),
+            Target::Sqlite(_) => {}
+        };
+        apply(&mut self.read);
+        if let Some(w) = self.write.as_mut() {
+            apply(w);
+        }
+        self
+    }
+}
+
 /// A database to connect to.
 #[derive(Clone)]
 pub enum Target {
@@ -38,6 +157,7 @@ pub struct MysqlTarget {
     pub user: String,
     pub pass: Zeroizing<String>,
     pub db: String,
+    pub tls: Tls,
 }
 
 /// Where and as whom to connect to PostgreSQL. An empty `host` is libpq's default, the
@@ -49,6 +169,7 @@ pub struct PgTarget {
     pub user: String,
     pub password: Zeroizing<String>,
     pub dbname: String,
+    pub tls: Tls,
 }
 
 /// Reads go to `read`; `write` (vpopmail.mysql's second line) takes lastauth, relay and
@@ -80,7 +201,8 @@ fn pct_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "URL is not UTF-8".to_string())
 }
 
-/// `sqlite:PATH`, `mysql://user:pass@host:port/db?socket=PATH`, `postgres://...`.
+/// `sqlite:PATH`, `mysql://user:pass@host:port/db?socket=PATH&ssl-mode=...&ssl-ca=PATH`,
+/// `postgres://...`.
 pub fn parse_url(url: &str) -> Result<Target, String> {
     if let Some(p) = url.strip_prefix("sqlite://") {
         return Ok(Target::Sqlite(PathBuf::from(p)));
@@ -103,9 +225,14 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         None => 3306,
     };
     let mut socket = None;
+    let mut tls = Tls::default();
     for kv in u.query.split('&').filter(|s| !s.is_empty()) {
         match kv.split_once('=') {
             Some(("socket", v)) => socket = Some(pct_decode(v)?),
+            Some((k, v))
+                if tls
+                    .param(k, &pct_decode(v)?)
+                    .map_err(|e| format!("db: {e}"))? => {}
             _ => return Err(format!("db: unknown mysql URL parameter {kv}")),
         }
     }
@@ -120,6 +247,7 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         user: pct_decode(u.user)?,
         pass: Zeroizing::new(pct_decode(u.pass)?),
         db: pct_decode(u.path)?,
+        tls,
     }))
 }
 
@@ -158,7 +286,7 @@ impl<'a> UrlParts<'a> {
 
 /// libpq's URL after `postgres[ql]://`: `[user[:password]@][host][:port][/dbname]
 /// [?key=value&...]` with `host` (a directory means a unix socket), `port`, `user`,
-/// `password`, `dbname`, `sslmode` (`disable`, `allow` or `prefer`: there is no TLS here),
+/// `password`, `dbname`, `sslmode`, `sslrootcert` (and MySQL's spellings of the two),
 /// `connect_timeout` and `application_name` as parameters.
 fn parse_postgres(rest: &str) -> Result<PgTarget, String> {
     let bad = |m: &str| format!("db: {m} in postgres URL");
@@ -170,6 +298,7 @@ fn parse_postgres(rest: &str) -> Result<PgTarget, String> {
         user: dec(u.user)?,
         password: Zeroizing::new(dec(u.pass)?),
         dbname: dec(u.path)?,
+        tls: Tls::default(),
     };
     let port_of = |s: &str| s.parse::<u16>().map_err(|_| bad("bad port"));
     if let Some(pt) = u.port {
@@ -184,9 +313,8 @@ fn parse_postgres(rest: &str) -> Result<PgTarget, String> {
             "user" => p.user = v,
             "password" => p.password = Zeroizing::new(v),
             "dbname" => p.dbname = v,
-            "sslmode" if ["disable", "allow", "prefer"].contains(&v.as_str()) => {}
-            "sslmode" => return Err(bad(&format!("sslmode={v} (no TLS here)"))),
             "connect_timeout" | "application_name" => {}
+            _ if p.tls.param(k, &v).map_err(|e| bad(&e))? => {}
             _ => return Err(bad(&format!("unknown parameter {k}"))),
         }
     }
@@ -229,6 +357,8 @@ pub fn parse_vpopmail_mysql(text: &str) -> Result<Targets, String> {
             user: f[2].to_string(),
             pass: Zeroizing::new(f[3].to_string()),
             db: f[4].to_string(),
+            // vpopmail.mysql has no TLS fields: the config keys give them.
+            tls: Tls::default(),
         }));
         if found.len() == 2 {
             break;
@@ -309,9 +439,85 @@ mod tests {
             (p.host.as_str(), p.port, p.dbname.as_str()),
             ("::1", 5999, "cp")
         );
-        assert!(pg("postgres://cp@h/d?sslmode=require").is_err());
+        assert!(pg("postgres://cp@h/d?sslmode=sometimes").is_err());
         assert!(pg("postgres://cp@h/d?bogus=1").is_err());
         assert!(pg("postgres://h/d").is_err());
+    }
+
+    #[test]
+    fn tls_parameters() {
+        let tls = |u: &str| match parse_url(u).unwrap() {
+            Target::Mysql(m) => m.tls,
+            Target::Postgres(p) => p.tls,
+            Target::Sqlite(_) => panic!("{u}"),
+        };
+        let mode = |u: &str| tls(u).mode();
+        // Nothing said: prefer (a unix socket ignores the mode in the back end).
+        assert_eq!(mode("mysql://u@h/d"), SslMode::Prefer);
+        assert_eq!(mode("postgres://u@h/d"), SslMode::Prefer);
+        // Both vocabularies, both spellings of the key, any case.
+        for (q, want) in [
+            ("sslmode=disable", SslMode::Disable),
+            ("ssl-mode=DISABLED", SslMode::Disable),
+            ("ssl_mode=allow", SslMode::Allow),
+            ("sslmode=PREFERRED", SslMode::Prefer),
+            ("ssl-mode=REQUIRED", SslMode::Require),
+            ("sslmode=verify-ca", SslMode::VerifyCa),
+            ("ssl-mode=VERIFY_CA", SslMode::VerifyCa),
+            ("sslmode=verify-full", SslMode::VerifyFull),
+            ("ssl-mode=VERIFY_IDENTITY", SslMode::VerifyFull),
+        ] {
+            assert_eq!(mode(&format!("mysql://u@h/d?{q}")), want, "{q}");
+            assert_eq!(mode(&format!("postgres://u@h/d?{q}")), want, "{q}");
+        }
+        // A CA file: verify-ca unless a mode says otherwise; require verifies too.
+        let t = tls("postgres://u@h/d?sslrootcert=/etc/ssl/db%20ca.pem");
+        assert_eq!(t.ca.as_deref(), Some(Path::new("/etc/ssl/db ca.pem")));
+        assert_eq!(t.mode(), SslMode::VerifyCa);
+        assert_eq!(
+            mode("mysql://u@h/d?ssl-mode=REQUIRED&ssl-ca=/ca.pem"),
+            SslMode::VerifyCa
+        );
+        assert_eq!(
+            mode("mysql://u@h/d?ssl-ca=/ca.pem&ssl-mode=VERIFY_IDENTITY&socket=/s"),
+            SslMode::VerifyFull
+        );
+        assert_eq!(
+            mode("mysql://u@h/d?ssl_ca=/ca.pem&ssl_mode=preferred"),
+            SslMode::Prefer
+        );
+        for bad in [
+            "mysql://u@h/d?ssl-mode=sometimes",
+            "postgres://u@h/d?sslmode=",
+            "postgres://u@h/d?sslrootcert=",
+            "mysql://u@h/d?ssl-key=/k",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+        // The config keys fill in what the URL left out, on every target.
+        let defaults = Tls {
+            mode: Some(SslMode::VerifyFull),
+            ca: Some(PathBuf::from("/ca.pem")),
+        };
+        let t = parse_vpopmail_mysql("db|3306|r|rp|v\ndb|3306|w|wp|v\n")
+            .unwrap()
+            .with_tls_defaults(&defaults);
+        for t in [Some(t.read), t.write] {
+            let Some(Target::Mysql(m)) = t else { panic!() };
+            assert_eq!(m.tls, defaults);
+        }
+        let url = Targets {
+            read: parse_url("postgres://u@h/d?sslmode=require").unwrap(),
+            write: None,
+        }
+        .with_tls_defaults(&defaults);
+        let Target::Postgres(p) = url.read else {
+            panic!()
+        };
+        assert_eq!(
+            (p.tls.mode, p.tls.mode()),
+            (Some(SslMode::Require), SslMode::VerifyCa)
+        );
     }
 
     #[test]

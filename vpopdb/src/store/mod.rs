@@ -7,6 +7,7 @@ mod postgres;
 mod sqlite;
 #[cfg(test)]
 mod testutil;
+mod tls;
 mod wire;
 
 use std::time::Duration;

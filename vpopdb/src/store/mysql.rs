@@ -1,10 +1,12 @@
-//! MariaDB/MySQL: the client/server protocol spoken directly, over a unix socket or TCP.
+//! MariaDB/MySQL: the client/server protocol spoken directly, over a unix socket, TCP,
+//! or TLS on TCP (MySQL's `ssl-mode`, started after the server's greeting).
 //!
 //! Only what a login and the account tool need: the handshake with
 //! `mysql_native_password`, `caching_sha2_password` (fast path; full authentication only
-//! over the unix socket, where the server accepts the password in the clear) and
-//! `mysql_clear_password` (unix socket only); server-side prepared statements (every value
-//! is a bound parameter, never spliced into SQL); binary result rows; `COM_QUIT`.
+//! over TLS or the unix socket, where the server takes the password itself rather than
+//! RSA-encrypted) and `mysql_clear_password` (TLS or unix socket only); server-side
+//! prepared statements (every value is a bound parameter, never spliced into SQL);
+//! binary result rows; `COM_QUIT`.
 //!
 //! Why not the `mysql` crate: every connection compiled its server-version regexes
 //! (3 million instructions, about 1 ms, plus the pages of the regex engine), which made
@@ -17,14 +19,15 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::wire::Wire;
-use super::{Conn, DbError, Kind, Row, Val};
-use crate::target::MysqlTarget;
+use super::{tls, Conn, DbError, Kind, Row, Val};
+use crate::target::{MysqlTarget, SslMode};
 
 const CLIENT_LONG_PASSWORD: u32 = 1;
 const CLIENT_FOUND_ROWS: u32 = 2;
 const CLIENT_LONG_FLAG: u32 = 4;
 const CLIENT_CONNECT_WITH_DB: u32 = 8;
 const CLIENT_PROTOCOL_41: u32 = 0x200;
+const CLIENT_SSL: u32 = 0x800;
 const CLIENT_TRANSACTIONS: u32 = 0x2000;
 const CLIENT_SECURE_CONNECTION: u32 = 0x8000;
 const CLIENT_MULTI_RESULTS: u32 = 0x2_0000;
@@ -198,6 +201,18 @@ fn sha2_password(pw: &[u8], scramble: &[u8]) -> Zeroizing<Vec<u8>> {
 
 impl Mysql {
     pub fn open(t: &MysqlTarget) -> Result<Self, DbError> {
+        match (&t.socket, t.tls.mode()) {
+            // libpq's allow, which MySQL lacks: plain first, TLS (unverified) when the
+            // server refused that (require_secure_transport, an account REQUIRE SSL).
+            (None, SslMode::Allow) => Self::open_with(t, SslMode::Disable).or_else(|plain| {
+                Self::open_with(t, SslMode::Require)
+                    .map_err(|e| DbError::Other(format!("{plain}; again with TLS: {e}")))
+            }),
+            (_, mode) => Self::open_with(t, mode),
+        }
+    }
+
+    fn open_with(t: &MysqlTarget, mode: SslMode) -> Result<Self, DbError> {
         let s = match &t.socket {
             Some(path) => Wire::unix(path)?,
             None => Wire::tcp(&t.host, t.port)?,
@@ -208,7 +223,7 @@ impl Mysql {
             pipelined: false,
             stmts: Vec::new(),
         };
-        m.handshake(t)?;
+        m.handshake(t, mode)?;
         Ok(m)
     }
 
@@ -280,7 +295,40 @@ impl Mysql {
         })
     }
 
-    fn handshake(&mut self, t: &MysqlTarget) -> Result<(), DbError> {
+    /// After the greeting, when `mode` asks for it and the server offers it: the short
+    /// SSL request (the handshake response's first 32 bytes, CLIENT_SSL set), then TLS,
+    /// under which the full response follows as packet 2.
+    fn start_tls(
+        &mut self,
+        t: &MysqlTarget,
+        mode: SslMode,
+        server_caps: u32,
+        ours: &mut u32,
+    ) -> Result<(), DbError> {
+        if mode == SslMode::Disable || self.s.is_unix() {
+            return Ok(());
+        }
+        if server_caps & CLIENT_SSL == 0 {
+            if mode == SslMode::Prefer {
+                return Ok(());
+            }
+            return Err(DbError::Other(format!(
+                "the server does not offer TLS (sslmode {})",
+                mode.name()
+            )));
+        }
+        let setup = tls::setup(&t.tls, mode, &t.host)?;
+        *ours |= CLIENT_SSL;
+        let mut req = Vec::with_capacity(32);
+        req.extend_from_slice(&ours.to_le_bytes());
+        req.extend_from_slice(&(16u32 << 20).to_le_bytes());
+        req.push(CHARSET);
+        req.extend_from_slice(&[0; 23]);
+        self.send(&req)?;
+        self.s.start_tls(&setup)
+    }
+
+    fn handshake(&mut self, t: &MysqlTarget, mode: SslMode) -> Result<(), DbError> {
         let g = self.greeting()?;
         let need = CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION;
         if g.caps & need != need {
@@ -300,9 +348,10 @@ impl Mysql {
             ours |= CLIENT_CONNECT_WITH_DB;
         }
         ours &= g.caps | CLIENT_LONG_PASSWORD;
-        let unix = self.s.is_unix();
+        self.start_tls(t, mode, g.caps, &mut ours)?;
+        let private = self.s.is_private();
         let (scramble, plugin) = (g.scramble, String::from_utf8_lossy(&g.plugin).into_owned());
-        let (plugin, resp) = match auth_response(&plugin, t.pass.as_bytes(), &scramble, unix) {
+        let (plugin, resp) = match auth_response(&plugin, t.pass.as_bytes(), &scramble, private) {
             Some(r) => (plugin, r),
             // Whatever the server offers first, it switches us to what the account uses.
             None => (
@@ -332,14 +381,14 @@ impl Mysql {
             out.push(0);
         }
         self.send(&out)?;
-        self.auth_result(t, plugin, unix)
+        self.auth_result(t, plugin, private)
     }
 
     fn auth_result(
         &mut self,
         t: &MysqlTarget,
         mut plugin: String,
-        unix: bool,
+        private: bool,
     ) -> Result<(), DbError> {
         // A server may switch plugins or ask for more; a few exchanges at most.
         for _ in 0..4 {
@@ -351,7 +400,7 @@ impl Mysql {
                     let mut b = Buf(&p[1..]);
                     plugin = String::from_utf8_lossy(b.nul_str()).into_owned();
                     let scramble = b.0.strip_suffix(&[0]).unwrap_or(b.0);
-                    let resp = auth_response(&plugin, t.pass.as_bytes(), scramble, unix)
+                    let resp = auth_response(&plugin, t.pass.as_bytes(), scramble, private)
                         .ok_or_else(|| {
                             DbError::Other(format!("unsupported authentication plugin {plugin}"))
                         })?;
@@ -360,7 +409,7 @@ impl Mysql {
                 Some(0x01) if plugin == "caching_sha2_password" => match p.get(1) {
                     // Fast authentication worked; the OK follows.
                     Some(3) => {}
-                    Some(4) if unix => {
+                    Some(4) if private => {
                         let mut pw = Zeroizing::new(t.pass.as_bytes().to_vec());
                         pw.push(0);
                         self.send(&pw)?;
@@ -368,7 +417,7 @@ impl Mysql {
                     _ => {
                         return Err(DbError::Other(
                             "caching_sha2_password wants a full authentication, which needs \
-                             the unix socket (or log in once with the mysql client)"
+                             TLS or the unix socket (sslmode disable, or a server without TLS)"
                                 .into(),
                         ))
                     }
@@ -565,17 +614,18 @@ fn mariadb_direct_execute(version: &str) -> bool {
     (major, minor) >= (10, 2)
 }
 
+/// The answer to `plugin`'s challenge; `private`: over TLS or the unix socket.
 fn auth_response(
     plugin: &str,
     pw: &[u8],
     scramble: &[u8],
-    unix: bool,
+    private: bool,
 ) -> Option<Zeroizing<Vec<u8>>> {
     match plugin {
         "mysql_native_password" => Some(native_password(pw, scramble)),
         "caching_sha2_password" => Some(sha2_password(pw, scramble)),
         // The password itself: only where nobody else can read it.
-        "mysql_clear_password" if unix => {
+        "mysql_clear_password" if private => {
             let mut v = Zeroizing::new(pw.to_vec());
             v.push(0);
             Some(v)
@@ -731,14 +781,18 @@ impl Conn for Mysql {
         // COM_QUIT; the server frees the statements with the connection.
         self.seq = 0;
         let _ = self.send(&[COM_QUIT]);
+        self.s.close();
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{measure, server};
+    use super::super::testutil::{measure, server, tls_accept, tls_with, ReadWrite};
     use super::*;
+    use crate::target::Tls;
+    use std::io::Read;
     use std::io::Write;
+    use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
     #[test]
@@ -869,6 +923,7 @@ mod tests {
             user: "u".into(),
             pass: Zeroizing::new(String::new()),
             db: String::new(),
+            tls: Tls::default(),
         };
         let start = Instant::now();
         let (r, used) = measure(|| Mysql::open(&t).map(drop));
@@ -925,6 +980,219 @@ mod tests {
             "{used:?} {r:?}"
         );
         assert!(r.is_err(), "{r:?}");
+    }
+
+    /// A MariaDB-like greeting offering `plugin`, with CLIENT_SSL when `tls`.
+    fn greeting_packet(plugin: &str, tls: bool) -> Vec<u8> {
+        let caps = CLIENT_LONG_PASSWORD
+            | CLIENT_PROTOCOL_41
+            | CLIENT_SECURE_CONNECTION
+            | CLIENT_PLUGIN_AUTH
+            | CLIENT_PLUGIN_AUTH_LENENC
+            | CLIENT_CONNECT_WITH_DB
+            | if tls { CLIENT_SSL } else { 0 };
+        let mut g = vec![10];
+        g.extend_from_slice(b"8.0.36\0");
+        g.extend_from_slice(&7u32.to_le_bytes());
+        g.extend_from_slice(b"abcdefgh\0");
+        g.extend_from_slice(&(caps as u16).to_le_bytes());
+        g.push(CHARSET);
+        g.extend_from_slice(&[2, 0]);
+        g.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
+        g.push(21);
+        g.extend_from_slice(&[0; 10]);
+        g.extend_from_slice(b"ijklmnopqrst\0");
+        g.extend_from_slice(plugin.as_bytes());
+        g.push(0);
+        let mut out = Vec::new();
+        let mut seq = 0;
+        frame(&mut seq, &mut out, &g);
+        out
+    }
+
+    /// One packet read by the server: its sequence id and payload.
+    fn server_read(s: &mut impl Read) -> std::io::Result<(u8, Vec<u8>)> {
+        let mut h = [0u8; 4];
+        s.read_exact(&mut h)?;
+        let n = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+        let mut p = vec![0u8; n];
+        s.read_exact(&mut p)?;
+        Ok((h[3], p))
+    }
+
+    fn server_send(s: &mut impl Write, seq: u8, payload: &[u8]) {
+        let mut out = Vec::new();
+        let mut seq = seq;
+        frame(&mut seq, &mut out, payload);
+        let _ = s.write_all(&out);
+        let _ = s.flush();
+    }
+
+    fn target(port: u16, tls: Tls) -> MysqlTarget {
+        MysqlTarget {
+            host: "127.0.0.1".into(),
+            port,
+            socket: None,
+            user: "vpopmail".into(),
+            pass: Zeroizing::new("secret".into()),
+            db: "vpopmail".into(),
+            tls,
+        }
+    }
+
+    /// What the server saw of a caching_sha2_password login: the SSL request's sequence
+    /// id, the response's, and what came after its "full authentication" (0x04) or
+    /// "fast authentication worked" (0x03) answer.
+    #[derive(Debug, Default, PartialEq)]
+    struct Seen {
+        ssl_request: Option<u8>,
+        response: Option<u8>,
+        after: Option<Vec<u8>>,
+    }
+
+    /// A caching_sha2_password server, over TLS when the client asks, that answers the
+    /// response with `step` (3 or 4) and, at 4, reads the password and accepts.
+    fn sha2_server(tls: bool, step: u8) -> (u16, mpsc::Receiver<Seen>) {
+        let (tx, rx) = mpsc::channel();
+        let port = server(move |mut s| {
+            let mut seen = Seen::default();
+            let _ = s.write_all(&greeting_packet("caching_sha2_password", tls));
+            let Ok((seq, p)) = server_read(&mut s) else {
+                let _ = tx.send(seen);
+                return;
+            };
+            let mut rest: Box<dyn ReadWrite> = if p.len() == 32 {
+                let caps = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+                assert_ne!(caps & CLIENT_SSL, 0);
+                seen.ssl_request = Some(seq);
+                let mut t = tls_accept(s);
+                let Ok((seq, _)) = server_read(&mut t) else {
+                    let _ = tx.send(seen);
+                    return;
+                };
+                seen.response = Some(seq);
+                Box::new(t)
+            } else {
+                seen.response = Some(seq);
+                Box::new(s)
+            };
+            server_send(
+                &mut rest,
+                2 + u8::from(seen.ssl_request.is_some()),
+                &[1, step],
+            );
+            let ok = [0u8, 0, 0, 2, 0, 0, 0];
+            if step == 4 {
+                if let Ok((_, p)) = server_read(&mut rest) {
+                    seen.after = Some(p);
+                    server_send(&mut rest, 5, &ok);
+                }
+            } else {
+                server_send(&mut rest, 4, &ok);
+            }
+            // Until the client is done with its side.
+            let _ = rest.read(&mut [0u8; 64]);
+            let _ = tx.send(seen);
+        });
+        (port, rx)
+    }
+
+    #[test]
+    fn caching_sha2_full_authentication_over_tls() {
+        let (port, rx) = sha2_server(true, 4);
+        let t = target(port, tls_with(SslMode::VerifyFull, "ca.pem"));
+        Box::new(Mysql::open(&t).unwrap()).close();
+        let seen = rx.recv().unwrap();
+        // SSL request 1, the response 2 under TLS, then the password itself.
+        assert_eq!(seen.ssl_request, Some(1));
+        assert_eq!(seen.response, Some(2));
+        assert_eq!(seen.after.as_deref(), Some(&b"secret\0"[..]));
+    }
+
+    #[test]
+    fn caching_sha2_fast_authentication_over_tls() {
+        let (port, rx) = sha2_server(true, 3);
+        let t = target(port, tls_with(SslMode::Require, "wrong-ca.pem"));
+        // REQUIRED with a CA file verifies the chain: the wrong CA is refused...
+        let e = Mysql::open(&t).map(drop).unwrap_err().to_string();
+        assert!(e.contains("invalid peer certificate"), "{e}");
+        let seen = rx.recv().unwrap();
+        assert_eq!((seen.ssl_request, seen.response), (Some(1), None));
+        // ...and without one it does not verify.
+        let (port, rx) = sha2_server(true, 3);
+        let t = target(
+            port,
+            Tls {
+                mode: Some(SslMode::Require),
+                ca: None,
+            },
+        );
+        Box::new(Mysql::open(&t).unwrap()).close();
+        assert_eq!(rx.recv().unwrap().after, None);
+    }
+
+    #[test]
+    fn caching_sha2_full_authentication_refused_in_clear() {
+        // No TLS offered, preferred: plain, and the server's request for the password
+        // itself is refused rather than answered (or the RSA key fetched).
+        let (port, rx) = sha2_server(false, 4);
+        let t = target(port, Tls::default());
+        let e = Mysql::open(&t).map(drop).unwrap_err().to_string();
+        assert!(e.contains("full authentication"), "{e}");
+        let seen = rx.recv().unwrap();
+        assert_eq!((seen.ssl_request, seen.response), (None, Some(1)));
+        assert_eq!(seen.after, None);
+    }
+
+    #[test]
+    fn required_tls_from_a_server_without_it() {
+        for mode in [SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull] {
+            let (port, rx) = sha2_server(false, 3);
+            let t = target(port, tls_with(mode, "ca.pem"));
+            let e = Mysql::open(&t).map(drop).unwrap_err().to_string();
+            assert!(e.contains("does not offer TLS"), "{e}");
+            // Nothing sent: no user name, no scrambled password.
+            assert_eq!(rx.recv().unwrap(), Seen::default());
+        }
+        // Disabled: plain even when the server offers TLS.
+        let (port, rx) = sha2_server(true, 3);
+        let t = target(port, tls_with(SslMode::Disable, "ca.pem"));
+        Box::new(Mysql::open(&t).unwrap()).close();
+        assert_eq!(rx.recv().unwrap().ssl_request, None);
+    }
+
+    #[test]
+    fn bytes_after_the_greeting_are_refused() {
+        // The greeting offers TLS and an OK packet follows it in the clear: under TLS
+        // it would pass for the server's answer to the login.
+        let (tx, rx) = mpsc::channel();
+        let port = server(move |mut s| {
+            let mut out = greeting_packet("mysql_native_password", true);
+            out.extend_from_slice(&[7, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0]);
+            let _ = s.write_all(&out);
+            let _ = tx.send(server_read(&mut s).ok());
+        });
+        let e = Mysql::open(&target(port, Tls::default()))
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("before the TLS handshake"), "{e}");
+        // The SSL request went out (it carries no secret); nothing after it.
+        let (seq, p) = rx.recv().unwrap().expect("the SSL request");
+        assert_eq!((seq, p.len()), (1, 32));
+    }
+
+    #[test]
+    fn verification_against_the_wrong_ca() {
+        for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
+            let (port, rx) = sha2_server(true, 3);
+            let t = target(port, tls_with(mode, "wrong-ca.pem"));
+            let e = Mysql::open(&t).map(drop).unwrap_err().to_string();
+            assert!(e.contains("TLS handshake failed"), "{e}");
+            assert!(e.contains("UnknownIssuer"), "{e}");
+            let seen = rx.recv().unwrap();
+            assert_eq!((seen.ssl_request, seen.response), (Some(1), None));
+        }
     }
 
     #[test]

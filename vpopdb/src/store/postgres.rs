@@ -1,8 +1,12 @@
-//! PostgreSQL: protocol 3.0 spoken directly, over a unix socket or TCP, without TLS.
+//! PostgreSQL: protocol 3.0 spoken directly, over a unix socket, TCP or TLS on TCP
+//! (libpq's `sslmode`, negotiated with an SSLRequest).
 //!
 //! What a login and the account tool need: trust, password, md5 and
-//! SCRAM-SHA-256 authentication (the server's signature checked); the extended query
-//! protocol with every value a bound parameter, results in text form; Terminate.
+//! SCRAM-SHA-256 authentication (the server's signature checked; over TLS
+//! SCRAM-SHA-256-PLUS, bound to the server's certificate, as libpq's
+//! `channel_binding=prefer`);
+//! the extended query protocol with every value a bound parameter, results in text
+//! form; Terminate.
 //!
 //! Why not the `postgres` crate: it runs a tokio runtime inside each connection, an async
 //! runtime in the per-login path, and a PostgreSQL login through it cost 1.5 times a C
@@ -14,10 +18,12 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::wire::Wire;
-use super::{Conn, DbError, Kind, Row, Val};
-use crate::target::PgTarget;
+use super::{tls, Conn, DbError, Kind, Row, Val};
+use crate::target::{PgTarget, SslMode};
 
 const PROTOCOL_3: i32 = 196_608;
+/// The SSLRequest: its length, 8, and the code 80877103.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 /// A row or message may not make us hold more than this.
 const MAX_MESSAGE: usize = 64 << 20;
 /// What one value of a result row holds beyond its bytes on the wire and its column's
@@ -129,14 +135,50 @@ fn salted_password(pw: &[u8], salt: &[u8], iterations: u32) -> Zeroizing<[u8; 32
     out
 }
 
-/// The client's side of SCRAM-SHA-256 (RFC 5802, 7677), without channel binding.
+/// The client's side of SCRAM-SHA-256 (RFC 5802, 7677), with or without channel
+/// binding.
 struct Scram {
     nonce: String,
     first_bare: String,
+    /// The final message's `c=`: the GS2 header and the channel binding data, in base64.
+    binding: String,
+}
+
+/// How a SCRAM exchange binds to the channel: its mechanism's name, the GS2 header, and
+/// the data that goes with it.
+struct Gs2 {
+    mechanism: &'static str,
+    header: &'static str,
+    data: Vec<u8>,
+}
+
+impl Gs2 {
+    /// `PLUS` over TLS when the server offers it and the certificate's hash is known;
+    /// `y` over TLS when it does not offer it (a server that could, and sees this,
+    /// knows someone took it out of the list); `n` otherwise.
+    fn choose(offered: &[&[u8]], end_point: Option<Vec<u8>>) -> Option<Gs2> {
+        let has = |m: &str| offered.contains(&m.as_bytes());
+        let plain = |header| {
+            has("SCRAM-SHA-256").then_some(Gs2 {
+                mechanism: "SCRAM-SHA-256",
+                header,
+                data: Vec::new(),
+            })
+        };
+        match end_point {
+            Some(data) if has("SCRAM-SHA-256-PLUS") => Some(Gs2 {
+                mechanism: "SCRAM-SHA-256-PLUS",
+                header: "p=tls-server-end-point,,",
+                data,
+            }),
+            Some(_) => plain("y,,"),
+            None => plain("n,,"),
+        }
+    }
 }
 
 impl Scram {
-    fn new() -> Result<Scram, DbError> {
+    fn new(gs2: &Gs2) -> Result<Scram, DbError> {
         let mut r = [0u8; 18];
         // SAFETY: a writable buffer of the length passed.
         let n = unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) };
@@ -144,9 +186,12 @@ impl Scram {
             return Err(DbError::Other("no random bytes for the SCRAM nonce".into()));
         }
         let nonce = b64_encode(&r);
+        let mut binding = gs2.header.as_bytes().to_vec();
+        binding.extend_from_slice(&gs2.data);
         Ok(Scram {
             first_bare: format!("n=,r={nonce}"),
             nonce,
+            binding: b64_encode(&binding),
         })
     }
 
@@ -176,7 +221,7 @@ impl Scram {
         let salted = salted_password(pw, &salt, iterations);
         let client_key = Zeroizing::new(hmac(&*salted, b"Client Key"));
         let stored_key: [u8; 32] = Sha256::digest(*client_key).into();
-        let without_proof = format!("c=biws,r={r}");
+        let without_proof = format!("c={},r={r}", self.binding);
         let auth = format!("{},{server_first},{without_proof}", self.first_bare);
         let signature = hmac(&stored_key, auth.as_bytes());
         let mut proof = *client_key;
@@ -271,7 +316,7 @@ fn value(oid: u32, v: &[u8]) -> Val {
 
 impl Postgres {
     pub fn open(p: &PgTarget) -> Result<Self, DbError> {
-        let w = if p.host.is_empty() {
+        let socket = if p.host.is_empty() {
             // libpq's default: the local socket directory.
             let dirs = ["/var/run/postgresql", "/tmp"];
             let path = dirs
@@ -279,21 +324,74 @@ impl Postgres {
                 .map(|d| format!("{d}/.s.PGSQL.{}", p.port))
                 .find(|s| std::path::Path::new(s).exists())
                 .unwrap_or_else(|| format!("{}/.s.PGSQL.{}", dirs[0], p.port));
-            Wire::unix(&path)?
+            Some(path)
         } else if p.host.starts_with('/') {
-            Wire::unix(&format!("{}/.s.PGSQL.{}", p.host, p.port))?
+            Some(format!("{}/.s.PGSQL.{}", p.host, p.port))
         } else {
-            Wire::tcp(&p.host, p.port)?
+            None
         };
-        let mut c = Postgres { w };
+        if let Some(path) = socket {
+            // libpq ignores sslmode on a unix socket, and so do we.
+            let mut c = Postgres {
+                w: Wire::unix(&path)?,
+            };
+            c.startup(p)?;
+            return Ok(c);
+        }
+        match p.tls.mode() {
+            // libpq's allow: plain first, TLS (unverified) when that was refused.
+            SslMode::Allow => Self::open_tcp(p, SslMode::Disable).or_else(|plain| {
+                Self::open_tcp(p, SslMode::Require)
+                    .map_err(|e| DbError::Other(format!("{plain}; again with TLS: {e}")))
+            }),
+            mode => Self::open_tcp(p, mode),
+        }
+    }
+
+    fn open_tcp(p: &PgTarget, mode: SslMode) -> Result<Self, DbError> {
+        let mut c = Postgres {
+            w: Wire::tcp(&p.host, p.port)?,
+        };
+        if mode != SslMode::Disable {
+            c.negotiate_tls(p, mode)?;
+        }
         c.startup(p)?;
         Ok(c)
+    }
+
+    /// The SSLRequest and the server's one-byte answer; the handshake after an `S`.
+    fn negotiate_tls(&mut self, p: &PgTarget, mode: SslMode) -> Result<(), DbError> {
+        let setup = tls::setup(&p.tls, mode, &p.host)?;
+        self.w.write_all(&SSL_REQUEST)?;
+        let mut a = [0u8; 1];
+        self.w.read_exact(&mut a)?;
+        match a[0] {
+            b'S' => self.w.start_tls(&setup),
+            b'N' if mode == SslMode::Prefer => Ok(()),
+            b'N' => Err(DbError::Other(format!(
+                "the server does not offer TLS (sslmode {})",
+                mode.name()
+            ))),
+            // A server that cannot take us at all says why.
+            b'E' => {
+                let mut h = [b'E', 0, 0, 0, 0];
+                self.w.read_exact(&mut h[1..])?;
+                let body = self.body(&h)?;
+                Err(server_error(&body))
+            }
+            _ => Err(proto("bad answer to the TLS request")),
+        }
     }
 
     /// Reads one message: its type and body.
     fn read(&mut self) -> Result<(u8, Vec<u8>), DbError> {
         let mut h = [0u8; 5];
         self.w.read_exact(&mut h)?;
+        Ok((h[0], self.body(&h)?))
+    }
+
+    /// The body of the message whose type and length are `h`.
+    fn body(&mut self, h: &[u8; 5]) -> Result<Vec<u8>, DbError> {
         // The length counts itself: below 4 (negative too) it is no length.
         let n = be32(&h[1..])?
             .checked_sub(4)
@@ -305,7 +403,7 @@ impl Postgres {
         // Not sized by the header before the bytes come: 5 bytes would cost 64 MiB.
         let mut body = Vec::new();
         self.w.read_append(&mut body, n)?;
-        Ok((h[0], body))
+        Ok(body)
     }
 
     fn startup(&mut self, p: &PgTarget) -> Result<(), DbError> {
@@ -326,6 +424,7 @@ impl Postgres {
         out.extend_from_slice(&body);
         self.w.write_all(&out)?;
         let mut scram = None;
+        let end_point = self.w.peer_certificate().and_then(tls::end_point_hash);
         loop {
             let (t, body) = self.read()?;
             match t {
@@ -335,7 +434,7 @@ impl Postgres {
                 // Parameter status, backend key, notices.
                 _ => continue,
             }
-            if let Some(out) = auth_answer(p, &body, &mut scram)? {
+            if let Some(out) = auth_answer(p, &body, &mut scram, end_point.as_deref())? {
                 self.w.write_all(&out)?;
             }
         }
@@ -434,10 +533,12 @@ impl Postgres {
 type ScramState = Option<(Scram, Option<[u8; 32]>)>;
 
 /// Our answer to one authentication request of the server; none when it wants none.
+/// `end_point`: over TLS, the hash of the server's certificate for channel binding.
 fn auth_answer(
     p: &PgTarget,
     body: &[u8],
     scram: &mut ScramState,
+    end_point: Option<&[u8]>,
 ) -> Result<Option<Vec<u8>>, DbError> {
     let pw = p.password.as_bytes();
     let code = be32(body)?;
@@ -462,15 +563,17 @@ fn auth_answer(
             msg(&mut out, b'p', &m);
         }
         10 => {
-            let offered = data.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256");
-            if !offered {
+            let offered: Vec<&[u8]> = data.split(|&b| b == 0).collect();
+            let Some(gs2) = Gs2::choose(&offered, end_point.map(<[u8]>::to_vec)) else {
                 return Err(DbError::Other(
-                    "the server offers no SCRAM-SHA-256 without TLS".into(),
+                    "the server offers no SCRAM-SHA-256 this client can use (SCRAM-SHA-256-PLUS \
+                     needs TLS and a certificate signed with SHA-256, -384 or -512)"
+                        .into(),
                 ));
-            }
-            let s = Scram::new()?;
-            let first = format!("n,,{}", s.first_bare);
-            let mut m = b"SCRAM-SHA-256\0".to_vec();
+            };
+            let s = Scram::new(&gs2)?;
+            let first = format!("{}{}", gs2.header, s.first_bare);
+            let mut m = format!("{}\0", gs2.mechanism).into_bytes();
             m.extend_from_slice(&(first.len() as i32).to_be_bytes());
             m.extend_from_slice(first.as_bytes());
             msg(&mut out, b'p', &m);
@@ -549,14 +652,20 @@ impl Conn for Postgres {
         let mut out = Vec::new();
         msg(&mut out, b'X', b"");
         let _ = self.w.write_all(&out);
+        self.w.close();
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{measure, pg_startup, server};
+    use super::super::testutil::{
+        measure, pg_startup, server, tls_accept, tls_accept_as, tls_with, ReadWrite,
+    };
     use super::*;
+    use crate::target::Tls;
+    use std::io::Read;
     use std::io::Write;
+    use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
     #[test]
@@ -570,6 +679,7 @@ mod tests {
         let s = Scram {
             nonce: "rOprNGfwEbeRWgbNEkqO".into(),
             first_bare: "n=user,r=rOprNGfwEbeRWgbNEkqO".into(),
+            binding: b64_encode(b"n,,"),
         };
         let (fin, sig) = s
             .finish(
@@ -603,6 +713,10 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             user: "u".into(),
+            tls: Tls {
+                mode: Some(SslMode::Disable),
+                ca: None,
+            },
             ..PgTarget::default()
         }
     }
@@ -695,6 +809,317 @@ mod tests {
             "{used:?} {r:?}"
         );
         assert!(r.is_err(), "{r:?}");
+    }
+
+    /// What the server saw: whether an SSLRequest came, and the startup message's
+    /// length (none: it did not come).
+    #[derive(Debug, PartialEq)]
+    struct Seen {
+        ssl_request: bool,
+        startup: Option<usize>,
+    }
+
+    /// A server answering the SSLRequest with `answer` (then TLS with `cert` after an
+    /// `S`), then the startup with AuthenticationOk and ReadyForQuery.
+    fn tls_server(answer: &'static [u8], cert: &'static str) -> (u16, mpsc::Receiver<Seen>) {
+        let (tx, rx) = mpsc::channel();
+        let port = server(move |mut s| {
+            let mut first = [0u8; 8];
+            let mut seen = Seen {
+                ssl_request: false,
+                startup: None,
+            };
+            if s.read_exact(&mut first).is_err() {
+                let _ = tx.send(seen);
+                return;
+            }
+            seen.ssl_request = first == SSL_REQUEST;
+            let mut rest: Box<dyn ReadWrite> = if seen.ssl_request {
+                let _ = s.write_all(answer);
+                if answer[0] == b'S' {
+                    Box::new(tls_accept_as(s, cert))
+                } else {
+                    Box::new(s)
+                }
+            } else {
+                seen.startup = Some(u32::from_be_bytes(first[..4].try_into().unwrap()) as usize);
+                Box::new(s)
+            };
+            if seen.startup.is_none() {
+                let mut h = [0u8; 4];
+                if rest.read_exact(&mut h).is_ok() {
+                    let n = u32::from_be_bytes(h) as usize;
+                    let mut body = vec![0u8; n.saturating_sub(4)];
+                    if rest.read_exact(&mut body).is_ok() {
+                        seen.startup = Some(n);
+                    }
+                }
+            }
+            if seen.startup.is_some() {
+                let mut out = Vec::new();
+                msg(&mut out, b'R', &[0, 0, 0, 0]);
+                msg(&mut out, b'Z', b"I");
+                let _ = rest.write_all(&out);
+                let _ = rest.flush();
+                let _ = rest.read(&mut [0u8; 64]);
+            }
+            let _ = tx.send(seen);
+        });
+        (port, rx)
+    }
+
+    fn tls_target(port: u16, tls: Tls) -> PgTarget {
+        PgTarget {
+            tls,
+            ..target(port)
+        }
+    }
+
+    #[test]
+    fn tls_verified_and_not() {
+        for (cert, mode, ca, ok) in [
+            ("server", SslMode::VerifyFull, "ca.pem", true),
+            ("server", SslMode::VerifyCa, "ca.pem", true),
+            ("server", SslMode::VerifyFull, "wrong-ca.pem", false),
+            ("server", SslMode::VerifyCa, "wrong-ca.pem", false),
+            // Signed by the CA, for another name: only verify-full minds.
+            ("other", SslMode::VerifyFull, "ca.pem", false),
+            ("other", SslMode::VerifyCa, "ca.pem", true),
+            ("other", SslMode::Prefer, "wrong-ca.pem", true),
+        ] {
+            let what = format!("{cert} {mode:?} {ca}");
+            let (port, rx) = tls_server(b"S", cert);
+            let r = Postgres::open(&tls_target(port, tls_with(mode, ca)));
+            match r {
+                Ok(c) => {
+                    assert!(ok, "{what}");
+                    Box::new(c).close();
+                }
+                Err(e) => {
+                    assert!(!ok, "{what}: {e}");
+                    let e = e.to_string();
+                    assert!(e.contains("invalid peer certificate"), "{what}: {e}");
+                }
+            }
+            let seen = rx.recv().unwrap();
+            assert!(seen.ssl_request, "{what}");
+            // No startup (user name, database) unless the certificate passed.
+            assert_eq!(seen.startup.is_some(), ok, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_server_without_tls() {
+        for mode in [SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull] {
+            let (port, rx) = tls_server(b"N", "server");
+            let e = Postgres::open(&tls_target(port, tls_with(mode, "ca.pem")))
+                .map(drop)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("does not offer TLS"), "{e}");
+            assert_eq!(rx.recv().unwrap().startup, None);
+        }
+        // prefer (the default) goes on in the clear; disable asks nothing.
+        for (tls, asked) in [
+            (Tls::default(), true),
+            (tls_with(SslMode::Disable, "ca.pem"), false),
+        ] {
+            let (port, rx) = tls_server(b"N", "server");
+            let c = Postgres::open(&tls_target(port, tls)).unwrap();
+            Box::new(c).close();
+            let seen = rx.recv().unwrap();
+            assert_eq!(seen.ssl_request, asked);
+            assert!(seen.startup.is_some());
+        }
+    }
+
+    /// A server over TLS (`tls`) or not that asks for SASL with `mechanisms` and reports
+    /// the client's mechanism and the `c=` of its final message (then refuses it).
+    fn sasl_server(
+        tls: bool,
+        mechanisms: &'static [u8],
+    ) -> (u16, mpsc::Receiver<(String, String)>) {
+        let (tx, rx) = mpsc::channel();
+        let port = server(move |mut s| {
+            let mut first = [0u8; 8];
+            s.read_exact(&mut first).unwrap();
+            let mut c: Box<dyn ReadWrite> = if first == SSL_REQUEST {
+                s.write_all(if tls { b"S" } else { b"N" }).unwrap();
+                if tls {
+                    Box::new(tls_accept(s))
+                } else {
+                    Box::new(s)
+                }
+            } else {
+                Box::new(s)
+            };
+            let read_msg = |c: &mut Box<dyn ReadWrite>, typed: bool| -> Option<Vec<u8>> {
+                let mut h = [0u8; 5];
+                let h = if typed { &mut h[..] } else { &mut h[1..] };
+                c.read_exact(h).ok()?;
+                let n = u32::from_be_bytes(h[h.len() - 4..].try_into().unwrap()) as usize;
+                let mut body = vec![0u8; n - 4];
+                c.read_exact(&mut body).ok()?;
+                Some(body)
+            };
+            if first == SSL_REQUEST {
+                read_msg(&mut c, false).unwrap();
+            }
+            let mut out = Vec::new();
+            let mut r = 10i32.to_be_bytes().to_vec();
+            r.extend_from_slice(mechanisms);
+            msg(&mut out, b'R', &r);
+            c.write_all(&out).unwrap();
+            c.flush().unwrap();
+            let Some(init) = read_msg(&mut c, true) else {
+                let _ = tx.send((String::new(), String::new()));
+                return;
+            };
+            let end = init.iter().position(|&b| b == 0).unwrap();
+            let mechanism = String::from_utf8_lossy(&init[..end]).into_owned();
+            let client_first = String::from_utf8_lossy(&init[end + 5..]).into_owned();
+            let nonce = client_first.rsplit("r=").next().unwrap().to_string();
+            let mut r = 11i32.to_be_bytes().to_vec();
+            r.extend_from_slice(format!("r={nonce}srv,s=c2FsdA==,i=4096").as_bytes());
+            out.clear();
+            msg(&mut out, b'R', &r);
+            c.write_all(&out).unwrap();
+            c.flush().unwrap();
+            let fin = read_msg(&mut c, true).unwrap();
+            let fin = String::from_utf8_lossy(&fin).into_owned();
+            let cb = fin
+                .split(',')
+                .next()
+                .unwrap()
+                .trim_start_matches("c=")
+                .to_string();
+            let _ = tx.send((mechanism, cb));
+        });
+        (port, rx)
+    }
+
+    #[test]
+    fn channel_binding() {
+        let both: &[u8] = b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0";
+        let cert =
+            ::tls::files::certificates(&super::super::testutil::testdata("server.pem")).unwrap();
+        let mut plus = b"p=tls-server-end-point,,".to_vec();
+        plus.extend_from_slice(&Sha256::digest(cert[0].as_ref()));
+        for (tls, mechanisms, want_mechanism, want_c) in [
+            // Over TLS: bound to the certificate the client saw.
+            (true, both, "SCRAM-SHA-256-PLUS", b64_encode(&plus)),
+            // Over TLS without PLUS on offer: "y", which a server that could bind
+            // takes for a list someone shortened.
+            (
+                true,
+                &b"SCRAM-SHA-256\0\0"[..],
+                "SCRAM-SHA-256",
+                b64_encode(b"y,,"),
+            ),
+            // In the clear: no binding.
+            (false, both, "SCRAM-SHA-256", b64_encode(b"n,,")),
+        ] {
+            let (port, rx) = sasl_server(tls, mechanisms);
+            let t = tls_target(
+                port,
+                Tls {
+                    mode: Some(SslMode::Prefer),
+                    ca: None,
+                },
+            );
+            let t = PgTarget {
+                password: Zeroizing::new("pw".into()),
+                ..t
+            };
+            assert!(Postgres::open(&t).is_err());
+            let (mechanism, c) = rx.recv().unwrap();
+            assert_eq!(
+                (mechanism.as_str(), c),
+                (want_mechanism, want_c),
+                "tls {tls}"
+            );
+        }
+        // PLUS alone in the clear: nothing this client can use.
+        let (port, rx) = sasl_server(false, b"SCRAM-SHA-256-PLUS\0\0");
+        let e = Postgres::open(&tls_target(port, Tls::default()))
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no SCRAM-SHA-256 this client can use"), "{e}");
+        assert_eq!(rx.recv().unwrap().0, "");
+    }
+
+    #[test]
+    fn an_error_for_the_ssl_request() {
+        // A server that cannot take the connection says so in place of 'S' or 'N'.
+        const ERROR: &[u8] = b"E\0\0\0\x1dSFATAL\0C53300\0Mtoo many\0\0";
+        let (port, rx) = tls_server(ERROR, "server");
+        let e = Postgres::open(&tls_target(port, Tls::default()))
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "too many (53300)");
+        assert_eq!(rx.recv().unwrap().startup, None);
+    }
+
+    #[test]
+    fn bytes_after_the_s_are_refused() {
+        // An 'S' with a plain-text AuthenticationOk and ReadyForQuery behind it, which
+        // would otherwise be read as the first answer under TLS.
+        const INJECTED: &[u8] = b"SR\0\0\0\x08\0\0\0\0Z\0\0\0\x05I";
+        let (port, rx) = tls_server(INJECTED, "server");
+        let e = Postgres::open(&tls_target(port, Tls::default()))
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("before the TLS handshake"), "{e}");
+        assert_eq!(rx.recv().unwrap().startup, None);
+    }
+
+    #[test]
+    fn allow_tries_tls_after_a_refusal() {
+        // The first connection (plain) is refused; the second asks for TLS.
+        let (tx, rx) = mpsc::channel();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            pg_startup(&mut s);
+            let mut out = Vec::new();
+            msg(
+                &mut out,
+                b'E',
+                b"SFATAL\0C28000\0Mno pg_hba.conf entry, no encryption\0\0",
+            );
+            let _ = s.write_all(&out);
+            drop(s);
+            let (mut s, _) = l.accept().unwrap();
+            let mut first = [0u8; 8];
+            s.read_exact(&mut first).unwrap();
+            let _ = tx.send(first == SSL_REQUEST);
+            let _ = s.write_all(b"S");
+            let mut t = tls_accept(s);
+            let mut h = [0u8; 4];
+            t.read_exact(&mut h).unwrap();
+            let mut body = vec![0u8; u32::from_be_bytes(h) as usize - 4];
+            t.read_exact(&mut body).unwrap();
+            let mut out = Vec::new();
+            msg(&mut out, b'R', &[0, 0, 0, 0]);
+            msg(&mut out, b'Z', b"I");
+            t.write_all(&out).unwrap();
+            t.flush().unwrap();
+            let _ = t.read(&mut [0u8; 64]);
+        });
+        let c = Postgres::open(&tls_target(
+            port,
+            Tls {
+                mode: Some(SslMode::Allow),
+                ca: None,
+            },
+        ))
+        .unwrap();
+        Box::new(c).close();
+        assert!(rx.recv().unwrap());
     }
 
     #[test]

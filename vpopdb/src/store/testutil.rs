@@ -1,11 +1,57 @@
-//! For the back ends' tests: a hostile server on a loopback port, and what a call
-//! allocates (this test binary's allocator counts, per thread).
+//! For the back ends' tests: a hostile server on a loopback port (TLS too, with the
+//! certificates in `testdata/`), and what a call allocates (this test binary's allocator
+//! counts, per thread).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+use crate::target::{SslMode, Tls};
+
+/// A file of `testdata/`: `ca.pem` signed `server.pem` (127.0.0.1 and localhost, key
+/// `server.key`) and `other.pem` (db.example only); `wrong-ca.pem` signed nothing here.
+pub fn testdata(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("src/store/testdata")
+        .join(name)
+}
+
+/// TLS settings of `mode` with `testdata/ca` as the CA file.
+pub fn tls_with(mode: SslMode, ca: &str) -> Tls {
+    Tls {
+        mode: Some(mode),
+        ca: Some(testdata(ca)),
+    }
+}
+
+/// A connection, plain or TLS, as a test server's script holds it.
+pub trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
+
+/// The server's side of TLS on `s`, with `testdata/server.pem`; the handshake runs at
+/// the first read or write.
+pub fn tls_accept(s: TcpStream) -> StreamOwned<ServerConnection, TcpStream> {
+    tls_accept_as(s, "server")
+}
+
+/// The same with `testdata/NAME.pem` and its key.
+pub fn tls_accept_as(s: TcpStream, name: &str) -> StreamOwned<ServerConnection, TcpStream> {
+    let certs = tls::files::certificates(&testdata(&format!("{name}.pem"))).expect("cert");
+    let key = tls::files::private_key(&testdata(&format!("{name}.key")), None).expect("key");
+    let cfg = ServerConfig::builder_with_provider(tls::suites::provider(None))
+        .with_protocol_versions(tls::suites::VERSIONS)
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("certificate and key");
+    StreamOwned::new(ServerConnection::new(Arc::new(cfg)).expect("server"), s)
+}
 
 /// How long the hostile server waits for its client, and for each read or write.
 const LIMIT: Duration = Duration::from_secs(5);

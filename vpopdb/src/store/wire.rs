@@ -1,19 +1,30 @@
-//! A blocking connection to a database server over a unix socket or TCP, with the time
-//! limits of [`super::TIMEOUT`] and a read buffer (one read usually holds a whole answer).
+//! A blocking connection to a database server over a unix socket, TCP, or TLS on TCP
+//! (started by the protocol after its plain-text opening), with the time limits of
+//! [`super::TIMEOUT`] and a read buffer (one read usually holds a whole answer).
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 
+use rustls::{ClientConnection, StreamOwned};
+
+use super::tls::Setup;
 use super::{DbError, TIMEOUT};
 
 const RBUF: usize = 16 * 1024;
 /// How far ahead of the bytes received [`Wire::read_append`] grows its buffer.
 const CHUNK: usize = 64 * 1024;
 
+/// Rounds of a TLS handshake before it counts as stuck (each waits for the server
+/// within [`TIMEOUT`]); a full handshake takes two or three.
+const HANDSHAKE_ROUNDS: usize = 16;
+
 enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    /// After a failed start of TLS.
+    Closed,
 }
 
 pub struct Wire {
@@ -69,6 +80,72 @@ impl Wire {
         matches!(self.s, Stream::Unix(_))
     }
 
+    /// Whether nobody between us and the server reads what we send: a unix socket, or
+    /// TLS (verified or not: the mode chose that).
+    pub fn is_private(&self) -> bool {
+        matches!(self.s, Stream::Unix(_) | Stream::Tls(_))
+    }
+
+    /// Turns the TCP connection into TLS and completes the handshake. Refused when the
+    /// server has sent bytes we have not read: they came in the clear and would pass for
+    /// the first of the protected answer (CVE-2021-23222).
+    pub fn start_tls(&mut self, setup: &Setup) -> Result<(), DbError> {
+        if self.rpos != self.rbuf.len() {
+            return Err(DbError::Other(
+                "the server sent data before the TLS handshake: refused (someone in the path?)"
+                    .into(),
+            ));
+        }
+        let mut sock = match std::mem::replace(&mut self.s, Stream::Closed) {
+            Stream::Tcp(s) => s,
+            _ => return Err(DbError::Other("TLS on a connection that is not TCP".into())),
+        };
+        let fail = |what: String| {
+            DbError::Other(format!(
+                "TLS handshake failed (sslmode {}): {what}",
+                setup.mode.name()
+            ))
+        };
+        let mut conn = ClientConnection::new(setup.config.clone(), setup.name.clone())
+            .map_err(|e| fail(e.to_string()))?;
+        let mut rounds = 0;
+        while conn.is_handshaking() {
+            rounds += 1;
+            if rounds > HANDSHAKE_ROUNDS {
+                return Err(fail("too many rounds".into()));
+            }
+            conn.complete_io(&mut sock).map_err(|e| {
+                // rustls's own errors (a certificate that does not verify) come wrapped.
+                match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    Some(t @ rustls::Error::InvalidCertificate(_)) => fail(format!(
+                        "{t}: the server's certificate does not verify against the CA \
+                         (sslrootcert) or for the host name"
+                    )),
+                    Some(t) => fail(t.to_string()),
+                    None => fail(ucspi::errstr::io_str(&e).to_string()),
+                }
+            })?;
+        }
+        self.s = Stream::Tls(Box::new(StreamOwned::new(conn, sock)));
+        Ok(())
+    }
+
+    /// Over TLS, the server's certificate (DER).
+    pub fn peer_certificate(&self) -> Option<&[u8]> {
+        match &self.s {
+            Stream::Tls(s) => s.conn.peer_certificates()?.first().map(|c| c.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// Ends TLS politely (close_notify); nothing to do on a plain connection.
+    pub fn close(&mut self) {
+        if let Stream::Tls(s) = &mut self.s {
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+    }
+
     pub fn read_exact(&mut self, mut b: &mut [u8]) -> Result<(), DbError> {
         while !b.is_empty() {
             if self.rpos == self.rbuf.len() {
@@ -77,6 +154,8 @@ impl Wire {
                     let r = match &mut self.s {
                         Stream::Unix(s) => s.read(&mut self.rbuf),
                         Stream::Tcp(s) => s.read(&mut self.rbuf),
+                        Stream::Tls(s) => s.read(&mut self.rbuf),
+                        Stream::Closed => Err(std::io::ErrorKind::NotConnected.into()),
                     };
                     match r {
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -120,6 +199,9 @@ impl Wire {
         match &mut self.s {
             Stream::Unix(s) => s.write_all(b),
             Stream::Tcp(s) => s.write_all(b),
+            // rustls holds what it encrypted until flushed.
+            Stream::Tls(s) => s.write_all(b).and_then(|()| s.flush()),
+            Stream::Closed => Err(std::io::ErrorKind::NotConnected.into()),
         }
         .map_err(io)
     }
