@@ -33,6 +33,10 @@ pub struct Wire {
     rpos: usize,
 }
 
+fn failed_earlier() -> DbError {
+    DbError::Other("the connection to the database failed earlier in this login".into())
+}
+
 pub fn io(e: std::io::Error) -> DbError {
     DbError::Other(ucspi::errstr::io_str(&e).to_string())
 }
@@ -162,17 +166,20 @@ impl Wire {
                         r => break r,
                     }
                 };
-                let n = r.map_err(|e| {
-                    // Empty and consumed, so that a later call reads afresh.
-                    self.rbuf.clear();
-                    self.rpos = 0;
-                    io(e)
-                })?;
+                let n = match r {
+                    Ok(0) => {
+                        self.fail();
+                        return Err(DbError::Other("the server closed the connection".into()));
+                    }
+                    Ok(n) => n,
+                    Err(e) => {
+                        let was_open = !matches!(self.s, Stream::Closed);
+                        self.fail();
+                        return Err(if was_open { io(e) } else { failed_earlier() });
+                    }
+                };
                 self.rbuf.truncate(n);
                 self.rpos = 0;
-                if n == 0 {
-                    return Err(DbError::Other("the server closed the connection".into()));
-                }
             }
             let n = b.len().min(self.rbuf.len() - self.rpos);
             b[..n].copy_from_slice(&self.rbuf[self.rpos..self.rpos + n]);
@@ -196,14 +203,27 @@ impl Wire {
     }
 
     pub fn write_all(&mut self, b: &[u8]) -> Result<(), DbError> {
-        match &mut self.s {
+        let r = match &mut self.s {
             Stream::Unix(s) => s.write_all(b),
             Stream::Tcp(s) => s.write_all(b),
             // rustls holds what it encrypted until flushed.
             Stream::Tls(s) => s.write_all(b).and_then(|()| s.flush()),
-            Stream::Closed => Err(std::io::ErrorKind::NotConnected.into()),
-        }
-        .map_err(io)
+            Stream::Closed => return Err(failed_earlier()),
+        };
+        r.map_err(|e| {
+            self.fail();
+            io(e)
+        })
+    }
+
+    /// Drops the connection after an error. A read that timed out may still be answered
+    /// later, and a read or write cut short leaves the protocol mid-message: whatever
+    /// came next on this connection would be taken for the answer to the next statement.
+    /// Every later call fails at once instead of waiting for the server again.
+    fn fail(&mut self) {
+        self.s = Stream::Closed;
+        self.rbuf.clear();
+        self.rpos = 0;
     }
 }
 
@@ -230,7 +250,27 @@ mod tests {
         w.write_all(b"x").unwrap();
         let mut b = [0u8; 1];
         assert!(w.read_exact(&mut b).is_err());
-        assert!(w.read_exact(&mut b).is_err());
-        assert!(w.read_exact(&mut b).is_err());
+        // Dropped: every later read or write fails at once, without the socket.
+        for _ in 0..2 {
+            let e = w.read_exact(&mut b).unwrap_err().to_string();
+            assert!(e.contains("failed earlier"), "{e}");
+        }
+        let e = w.write_all(b"y").unwrap_err().to_string();
+        assert!(e.contains("failed earlier"), "{e}");
+    }
+
+    #[test]
+    fn nothing_read_after_a_server_closed() {
+        // The server answers, then closes: the end is reported once, and the bytes of a
+        // reconnect-less retry are never read from a stale buffer.
+        let port = server(|mut s| {
+            let _ = s.write_all(b"ab");
+        });
+        let mut w = Wire::tcp("127.0.0.1", port).unwrap();
+        let mut b = [0u8; 3];
+        let e = w.read_exact(&mut b).unwrap_err().to_string();
+        assert!(e.contains("closed"), "{e}");
+        let e = w.read_exact(&mut b[..1]).unwrap_err().to_string();
+        assert!(e.contains("failed earlier"), "{e}");
     }
 }
