@@ -976,6 +976,7 @@ mod tests {
             user: "u".into(),
             pass: Zeroizing::new("s3cret#x".into()),
             db: "vpopmail".into(),
+            tls: Default::default(),
         });
         let db = ok(Db::of(&t, false));
         assert!(db.password_left_out);
@@ -992,6 +993,7 @@ mod tests {
             user: "u".into(),
             pass: Zeroizing::new("a b".into()),
             db: "d".into(),
+            tls: Default::default(),
         });
         assert!(Db::of(&bad, true).is_err());
     }
