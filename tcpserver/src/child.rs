@@ -119,6 +119,11 @@ pub struct Exec;
 
 impl Service for Exec {
     #[inline]
+    fn in_child(&self, _c: &Config, _msg: &Msg) {
+        crate::child_alloc::enter();
+    }
+
+    #[inline]
     fn set_vars(
         &self,
         c: &Config,

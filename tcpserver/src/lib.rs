@@ -2,6 +2,7 @@
 //! its concurrency limits, and the per-connection child.
 
 pub mod child;
+pub mod child_alloc;
 pub mod client_slots;
 pub mod inherited;
 pub mod listen;

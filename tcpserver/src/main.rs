@@ -5,6 +5,10 @@
 //! signal state it needs itself, and this keeps its idle memory near djb's.
 #![no_main]
 
+/// A child's allocations in pages of its own: see `tcpserver::child_alloc`.
+#[global_allocator]
+static ALLOC: tcpserver::child_alloc::ChildAlloc = tcpserver::child_alloc::ChildAlloc;
+
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     let args: Vec<_> = std::env::args_os().collect();
@@ -15,5 +19,6 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
     };
     tcpserver::server::set_up_signals();
     let listeners = tcpserver::listen::setup(&config, &msg);
+    tcpserver::child_alloc::reserve();
     tcpserver::server::run(config, msg, listeners, tcpserver::child::Exec)
 }
