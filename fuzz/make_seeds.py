@@ -190,3 +190,61 @@ put("postgres_messages", "error",
 put("postgres_messages", "notice-then-error",
     pg(b"R", struct.pack(">I", 0)) + pg(b"N", b"SWARNING\x00Mhello\x00\x00") + hello
     + pg(b"E", b"SERROR\x00C42P01\x00Mno such table\x00\x00") + ready + answer)
+
+# phc: vpopdb/src/phc.rs tests (Debian's argon2 CLI strings, and the refused ones).
+phc = [
+    b"$argon2id$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$GpZ3sK/oH9p7VIiV56G/64Zo/8GaUw434IimaPqxwCo",
+    b"$argon2i$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$IMit9qkFULCMA/ViizL57cnTLOa5DiVM9eMwpAvPwr4",
+    b"$argon2id$v=16$m=64,t=1,p=1$c29tZXNhbHQ$BNNN5hUxEQkUk67iF/12o/X1a4Jvvi9IzrjXfdGe2so",
+    b"$argon2i$v=19$m=4096,t=3,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A",
+    b"$argon2i$m=4096,t=3,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A",
+    b"$argon2d$v=19$m=64,t=1,p=1$c29tZXNhbHQ$GpZ3sK/oH9p7VIiV56G/64Zo/8GaUw434IimaPqxwCo",
+    b"$argon2id$v=19$m=64,t=1,p=1$c29t$GpZ3sK/oH9p7VIiV56G/64Zo/8GaUw434IimaPqxwCo",
+    b"$argon2id$v=19$m=262145,t=1,p=1$c29tZXNhbHQ$GpZ3sK/oH9p7VIiV56G/64Zo/8GaUw434IimaPqxwCo",
+    b"$argon2id$v=19$m=262144,t=5,p=17$c29tZXNhbHQ$GpZ3sK/oH9p7VIiV56G/64Zo/8GaUw434IimaPqxwCo$",
+]
+for i, h in enumerate(phc):
+    put("phc", "%d" % i, h)
+
+# limits_file: vpopdb/src/limits.rs tests.
+put("limits_file", "vpopmail",
+    b"maxpopaccounts: 10\r\n# disable_imap\ndisable_pop\ndisable_external_relay\n"
+    b"quota: 5000\ndefault_maxmsgcount\t-3x\nnonsense 7\n\ndisable_smtp: 0\n")
+put("limits_file", "column-name", b"disable_relay")
+put("limits_file", "numbers",
+    b"maxaliases 99999999999999999999999\nmaxforwards:-5\nperm_account: 7\n"
+    b"disable_passwordchanging\ndelete_spam\n")
+
+# scram: the server-first message (RFC 7677's, with the fuzz target's nonce), a NUL, the
+# server-final message; the first byte's low bit asks for the right server-final.
+first = b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=%d"
+put("scram", "right", b"\x01" + first % 4 + b"\x00")
+put("scram", "wrong", b"\x00" + first % 4 + b"\x00v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+put("scram", "iterations-0", b"\x00" + first % 0 + b"\x00v=")
+put("scram", "iterations-huge", b"\x00" + first % 1000001 + b"\x00v=")
+put("scram", "other-nonce", b"\x00r=abc,s=QSXCR+Q6sek8bf92,i=1\x00v=")
+put("scram", "error", b"\x00" + first % 1 + b"\x00e=invalid-proof")
+
+# settings: vpopdb/src/config.rs and target.rs tests.
+put("settings", "config",
+    b"# c\n db = sqlite:/x \nlockout_failures=5\ntables = per-domain\n")
+put("settings", "config-mysql",
+    b"db = mysql://vpopmail:s3cretpw@127.0.0.1:3307/vpop?socket=/run/my.sock&ssl-mode=REQUIRED\n"
+    b"relay = on\nrelay_minutes = 180\ntrusted_uids = 0, 8\ndb_sslmode = verify-full\n")
+put("settings", "config-postgres",
+    b"db = postgres://u%40x:p%3Aword@db.example:6543/mail?sslmode=disable&password=another1\n"
+    b"default_domain = example.org\nlogin_timeout = 30\nclear_passwords = off\n")
+for i, u in enumerate([
+        b"mysql://u:p%40ss@127.0.0.1:3307/vpop?socket=/run/my.sock",
+        b"postgresql://cp@localhost/cp?host=/run/pg&port=5433",
+        b"postgres://cp@[::1]:5999", b"mysql://u@[::1]:3307/d", b"mysql://u@h:x/d",
+        b"postgres://cp@h/d?sslmode=sometimes", b"mysql://u@h/d?ssl-key=/k",
+        b"mysql://u:hunter22@h/d?password=hunter33", b"sqlite:/a/b"]):
+    put("settings", "url-%d" % i, u)
+put("settings", "vpopmail-mysql", b"db|3306|r|readpass|v\ndb|3306|w|writepass|v\n")
+put("settings", "vpopmail-mysql-socket", b"localhost|0|vpopmail|secretpw|vpopmail\n")
+
+# relay_rules: vpopdb/src/relay.rs tests' rows, NUL-separated.
+put("relay_rules", "rows",
+    b"10.0.0.2\x0010.0.0.10\x00::ffff:10.0.0.2\x002001:db8::7\x0010.9.9.9\x00junk;")
+put("relay_rules", "injection", b"10.0.0.1\n1.2.3.4:allow\x00 10.0.0.3 \x00::1\x00fe80::1%eth0")

@@ -2,12 +2,13 @@
 //! that sends any bytes: handshake greeting, OK/ERR, authentication switch and
 //! caching_sha2 steps, then a query without and one with parameters (column definitions,
 //! text and binary rows, length-encoded integers). Never a panic, a hang or an
-//! unbounded allocation; every failure is a `DbError`. The bytes go through a loopback
-//! socket (`common/replay.rs`).
+//! unbounded allocation; every failure is a `DbError`. The bytes come from a socket pair
+//! (`common/replay.rs`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vpopdb::store::{connect, Val};
+use vpopdb::store::fuzzing::connect_over;
+use vpopdb::store::Val;
 use vpopdb::target::{MysqlTarget, SslMode, Target, Tls};
 use zeroize::Zeroizing;
 
@@ -15,10 +16,10 @@ use zeroize::Zeroizing;
 mod replay;
 
 fuzz_target!(|buf: &[u8]| {
-    replay::with_server(buf, |port| {
+    replay::with_server(buf, |sock| {
         let t = Target::Mysql(MysqlTarget {
             host: "127.0.0.1".into(),
-            port,
+            port: 1,
             socket: None,
             user: "vpopmail".into(),
             pass: Zeroizing::new("secret".into()),
@@ -29,7 +30,7 @@ fuzz_target!(|buf: &[u8]| {
                 ca: None,
             },
         });
-        let Ok(mut c) = connect(&t) else {
+        let Ok(mut c) = connect_over(&t, sock) else {
             return;
         };
         let _ = c.query("SELECT pw_name FROM vpopmail", &[]);

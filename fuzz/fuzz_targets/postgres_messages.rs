@@ -3,12 +3,13 @@
 //! server-first and server-final), ParameterStatus, BackendKeyData, ErrorResponse,
 //! NoticeResponse, ReadyForQuery, then a query without and one with parameters
 //! (ParseComplete, BindComplete, RowDescription, DataRow, CommandComplete). Never a panic,
-//! a hang or an unbounded allocation. The bytes go through a loopback socket
+//! a hang or an unbounded allocation. The bytes come from a socket pair
 //! (`common/replay.rs`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vpopdb::store::{connect, Val};
+use vpopdb::store::fuzzing::connect_over;
+use vpopdb::store::Val;
 use vpopdb::target::{PgTarget, SslMode, Target, Tls};
 use zeroize::Zeroizing;
 
@@ -16,10 +17,10 @@ use zeroize::Zeroizing;
 mod replay;
 
 fuzz_target!(|buf: &[u8]| {
-    replay::with_server(buf, |port| {
+    replay::with_server(buf, |sock| {
         let t = Target::Postgres(PgTarget {
             host: "127.0.0.1".into(),
-            port,
+            port: 1,
             user: "vpopmail".into(),
             password: Zeroizing::new("secret".into()),
             dbname: "vpopmail".into(),
@@ -29,7 +30,7 @@ fuzz_target!(|buf: &[u8]| {
                 ca: None,
             },
         });
-        let Ok(mut c) = connect(&t) else {
+        let Ok(mut c) = connect_over(&t, sock) else {
             return;
         };
         let _ = c.query("SELECT pw_name FROM vpopmail", &[]);

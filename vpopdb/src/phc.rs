@@ -153,6 +153,15 @@ fn parse(hash: &[u8]) -> Result<Parsed, String> {
     })
 }
 
+/// For the fuzz targets (`fuzzing` feature): what [`verify`] would compute with, without
+/// computing it: memory (KiB), passes, lanes, salt and hash lengths.
+#[cfg(feature = "fuzzing")]
+pub fn parse_bounds(hash: &[u8]) -> Result<(u32, u32, u32, usize, usize), String> {
+    let p = parse(hash)?;
+    let q = &p.params;
+    Ok((q.m_cost(), q.t_cost(), q.p_cost(), p.salt_len, p.hash_len))
+}
+
 /// Whether `clear` matches the Argon2 `hash`, compared in constant time; `Err` names why
 /// the hash itself is refused (malformed, or parameters outside the bounds).
 pub fn verify(clear: &[u8], hash: &[u8]) -> Result<bool, String> {

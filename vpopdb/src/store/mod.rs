@@ -168,6 +168,28 @@ pub fn connect(t: &Target) -> Result<Box<dyn Conn>, DbError> {
     }
 }
 
+/// For the fuzz targets (`fuzzing` feature): the clients' code on a connection whose
+/// server side the caller plays.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    use super::{mysql, postgres, wire::Wire, Conn, DbError};
+    use crate::target::Target;
+    use std::os::unix::net::UnixStream;
+
+    pub use super::postgres::FuzzScram;
+
+    /// [`super::connect`] for a MySQL or PostgreSQL target over `s`, as over TCP in the
+    /// target's TLS mode.
+    pub fn connect_over(t: &Target, s: UnixStream) -> Result<Box<dyn Conn>, DbError> {
+        let w = Wire::fuzzing(s);
+        match t {
+            Target::Mysql(m) => Ok(Box::new(mysql::Mysql::over(w, m, m.tls.mode())?)),
+            Target::Postgres(p) => Ok(Box::new(postgres::Postgres::over_tcp(w, p, p.tls.mode())?)),
+            Target::Sqlite(_) => Err(DbError::Other("not a network target".into())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

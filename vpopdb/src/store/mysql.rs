@@ -217,6 +217,11 @@ impl Mysql {
             Some(path) => Wire::unix(path)?,
             None => Wire::tcp(&t.host, t.port)?,
         };
+        Self::over(s, t, mode)
+    }
+
+    /// The handshake on a connection already made.
+    pub(super) fn over(s: Wire, t: &MysqlTarget, mode: SslMode) -> Result<Self, DbError> {
         let mut m = Mysql {
             s,
             seq: 0,

@@ -349,9 +349,12 @@ impl Postgres {
     }
 
     fn open_tcp(p: &PgTarget, mode: SslMode) -> Result<Self, DbError> {
-        let mut c = Postgres {
-            w: Wire::tcp(&p.host, p.port)?,
-        };
+        Self::over_tcp(Wire::tcp(&p.host, p.port)?, p, mode)
+    }
+
+    /// TLS as `mode` asks, then the startup, on a TCP connection already made.
+    pub(super) fn over_tcp(w: Wire, p: &PgTarget, mode: SslMode) -> Result<Self, DbError> {
+        let mut c = Postgres { w };
         if mode != SslMode::Disable {
             c.negotiate_tls(p, mode)?;
         }
@@ -653,6 +656,55 @@ impl Conn for Postgres {
         msg(&mut out, b'X', b"");
         let _ = self.w.write_all(&out);
         self.w.close();
+    }
+}
+
+/// For the fuzz targets (`fuzzing` feature): the client's side of a SCRAM-SHA-256
+/// exchange with a nonce of the caller's (a replayed server cannot know a random one),
+/// through [`auth_answer`] as the startup runs it.
+#[cfg(feature = "fuzzing")]
+pub struct FuzzScram {
+    p: PgTarget,
+    state: ScramState,
+}
+
+#[cfg(feature = "fuzzing")]
+impl FuzzScram {
+    /// After the client-first message with `nonce` (no channel binding): the server-first
+    /// message (AuthenticationSASLContinue's data) answered.
+    pub fn first(password: &str, nonce: &str, server_first: &[u8]) -> Result<Self, DbError> {
+        let p = PgTarget {
+            user: "vpopmail".into(),
+            password: Zeroizing::new(password.into()),
+            ..PgTarget::default()
+        };
+        let mut state = Some((
+            Scram {
+                nonce: nonce.into(),
+                first_bare: format!("n=,r={nonce}"),
+                binding: b64_encode(b"n,,"),
+            },
+            None,
+        ));
+        let mut body = 11i32.to_be_bytes().to_vec();
+        body.extend_from_slice(server_first);
+        auth_answer(&p, &body, &mut state, None)?;
+        Ok(FuzzScram { p, state })
+    }
+
+    /// The server-final message a server that knows the password sends.
+    pub fn expected_final(&self) -> Option<String> {
+        let sig = self.state.as_ref()?.1?;
+        Some(format!("v={}", b64_encode(&sig)))
+    }
+
+    /// The server-final message (AuthenticationSASLFinal's data), then AuthenticationOk:
+    /// `Ok` when both are taken.
+    pub fn finish(mut self, server_final: &[u8]) -> Result<(), DbError> {
+        let mut body = 12i32.to_be_bytes().to_vec();
+        body.extend_from_slice(server_final);
+        auth_answer(&self.p, &body, &mut self.state, None)?;
+        auth_answer(&self.p, &0i32.to_be_bytes(), &mut self.state, None).map(drop)
     }
 }
 
