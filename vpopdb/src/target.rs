@@ -162,7 +162,7 @@ pub struct MysqlTarget {
 
 /// Where and as whom to connect to PostgreSQL. An empty `host` is libpq's default, the
 /// local socket directory; one starting with `/` is a socket directory.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct PgTarget {
     pub host: String,
     pub port: u16,
@@ -170,6 +170,27 @@ pub struct PgTarget {
     pub password: Zeroizing<String>,
     pub dbname: String,
     pub tls: Tls,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a password, even in a test's failure message.
+        f.debug_struct("PgTarget")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field(
+                "password",
+                &if self.password.is_empty() {
+                    ""
+                } else {
+                    "(set)"
+                },
+            )
+            .field("dbname", &self.dbname)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// Reads go to `read`; `write` (vpopmail.mysql's second line) takes lastauth, relay and
