@@ -763,9 +763,13 @@ fn deliberate_differences_tcpconnnum_and_sigusr1() {
     assert_eq!(exited, Some(Some(libc::SIGUSR1)), "djb's dies of SIGUSR1");
     let (env, log, after, exited) = run(&ours());
     assert_eq!(env, "TCPCONNNUM=1\ndone\n");
+    // The first connection's child may not be reaped yet when the signal comes: then it
+    // is still listed.
     assert!(
-        log.iter()
-            .any(|l| l == "tcpserver: clients: 0 addresses, 0/40 connections"),
+        log.iter().any(|l| {
+            l == "tcpserver: clients: 0 addresses, 0/40 connections"
+                || l == "tcpserver: clients: 1 addresses, 1/40 connections"
+        }),
         "{log:?}"
     );
     assert_eq!(after, "TCPCONNNUM=1\ndone\n", "ours goes on serving");
