@@ -11,6 +11,11 @@
 //!
 //! The arena's state is thread-local: in the TLS block, beside the thread's control
 //! block, which fork already makes the child write.
+//!
+//! The other way round, what the parent writes after every fork and no child reads (its
+//! `-v` status line's buffer) is allocated inside [`parent_own`], from a page that
+//! children do not inherit (`MADV_DONTFORK`): written in a heap page that the newest child
+//! still shares, each line copied that page.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -27,11 +32,75 @@ const ARENA_ALIGN: usize = 4096;
 /// The parent's arena (0: none).
 static RESERVED: AtomicUsize = AtomicUsize::new(0);
 
+/// The parent's own page (0: none yet) and the bytes of it handed out.
+static OWN: AtomicUsize = AtomicUsize::new(0);
+static OWN_USED: AtomicUsize = AtomicUsize::new(0);
+const OWN_BYTES: usize = 4096;
+
 thread_local! {
+    /// Inside [`parent_own`]: allocations come from the parent's own page.
+    static OWN_NOW: Cell<bool> = const { Cell::new(false) };
     /// In a child that entered: the arena's start (0: the system allocator serves).
     static BASE: Cell<usize> = const { Cell::new(0) };
     /// Bytes of the arena handed out.
     static USED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Runs `make` with its allocations (up to a page in all, the rest as usual) in a page
+/// that children do not inherit: for what the parent alone writes between forks, and no
+/// child touches. Outside the tcpserver binary (another global allocator) `make` just
+/// runs.
+pub fn parent_own<T>(make: impl FnOnce() -> T) -> T {
+    if OWN.load(Ordering::Relaxed) == 0 {
+        use nix::sys::mman::{madvise, mmap_anonymous, MapFlags, MmapAdvise, ProtFlags};
+        let len = std::num::NonZeroUsize::new(OWN_BYTES).unwrap();
+        // SAFETY: a fresh private mapping, never unmapped; no pointer into it is used by
+        // a child (the caller's promise).
+        let page = unsafe {
+            mmap_anonymous(
+                None,
+                len,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE,
+            )
+        };
+        if let Ok(p) = page {
+            // SAFETY: exactly that mapping. If the advice fails the page is still ours,
+            // only inherited.
+            let _ = unsafe { madvise(p, OWN_BYTES, MmapAdvise::MADV_DONTFORK) };
+            OWN.store(p.as_ptr() as usize, Ordering::Relaxed);
+        }
+    }
+    OWN_NOW.set(true);
+    let t = make();
+    OWN_NOW.set(false);
+    t
+}
+
+#[inline]
+fn in_own(p: *mut u8) -> bool {
+    let base = OWN.load(Ordering::Relaxed);
+    base != 0 && (base..base + OWN_BYTES).contains(&(p as usize))
+}
+
+/// A block of the parent's own page, inside [`parent_own`]; else null.
+#[cold]
+fn own_bump(layout: Layout) -> *mut u8 {
+    let base = OWN.load(Ordering::Relaxed);
+    if base == 0 {
+        return std::ptr::null_mut();
+    }
+    let used = OWN_USED.load(Ordering::Relaxed);
+    let Some(start) = (base + used).checked_next_multiple_of(layout.align()) else {
+        return std::ptr::null_mut();
+    };
+    match start.checked_add(layout.size()) {
+        Some(end) if end <= base + OWN_BYTES => {
+            OWN_USED.store(end - base, Ordering::Relaxed);
+            start as *mut u8
+        }
+        _ => std::ptr::null_mut(),
+    }
 }
 
 /// In the parent, once before it forks: the arena its children will allocate from.
@@ -90,6 +159,12 @@ unsafe impl GlobalAlloc for ChildAlloc {
         if !p.is_null() {
             return p;
         }
+        if OWN_NOW.get() {
+            let p = own_bump(layout);
+            if !p.is_null() {
+                return p;
+            }
+        }
         // SAFETY: the caller's layout, passed on.
         unsafe { System.alloc(layout) }
     }
@@ -109,7 +184,7 @@ unsafe impl GlobalAlloc for ChildAlloc {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if !in_arena(ptr) {
+        if !in_arena(ptr) && !in_own(ptr) {
             // SAFETY: not the arena's, so the system allocator's, with this layout.
             unsafe { System.dealloc(ptr, layout) }
         }
@@ -117,7 +192,7 @@ unsafe impl GlobalAlloc for ChildAlloc {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if BASE.get() == 0 {
+        if BASE.get() == 0 && !in_own(ptr) {
             // SAFETY: the system allocator's block, as the caller describes it.
             return unsafe { System.realloc(ptr, layout, new_size) };
         }

@@ -3,6 +3,7 @@
 
 pub mod child;
 pub mod child_alloc;
+pub mod client_counts;
 pub mod client_slots;
 pub mod inherited;
 pub mod listen;

@@ -7,7 +7,6 @@
 //! clients wait in the kernel's backlog and are served later, never refused.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -21,6 +20,7 @@ use ucspi::addr::unmapped;
 use ucspi::msg::{Line, Msg};
 
 use crate::child::{self, Service, Shared};
+use crate::client_counts::ClientCounts;
 use crate::client_slots::ClientSlots;
 use crate::options::{Config, Flavour};
 
@@ -69,31 +69,6 @@ pub fn set_up_signals() {
     catch(Signal::SIGPIPE, SigHandler::SigIgn);
 }
 
-/// A multiplicative hash for pids and addresses: the per-IP table is ours, not fed by
-/// attacker-chosen keys beyond client addresses, and SipHash cost more per accept than
-/// the rest of the parent's work together.
-#[derive(Default)]
-struct FastHasher(u64);
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.0 = (self.0.rotate_left(5) ^ u64::from(n)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_i32(&mut self, n: i32) {
-        self.write_u32(n as u32);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type Fast<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
-
 struct Parent {
     verbose: bool,
     flavour: Flavour,
@@ -101,13 +76,11 @@ struct Parent {
     /// The per-IP limit, which ucspi-ssl's status line shows.
     per_ip: u64,
     children: u64,
-    /// Per-client-IP counts, kept only when `-C`, rules (`MAXCONIP`) or PROXY headers
-    /// can use them ([`Config::counts_clients`]).
-    track_ips: bool,
-    /// Each child's peer address, and its slot in `slots` when it has one (a slot is
-    /// taken only when PROXY headers may come, which implies counting).
-    by_pid: Fast<libc::pid_t, (IpAddr, Option<u32>)>,
-    by_ip: Fast<IpAddr, u64>,
+    /// Each child's peer address and its slot in `slots` when it has one, and the live
+    /// children per address: kept only when `-C`, rules (`MAXCONIP`) or PROXY headers can
+    /// use them ([`Config::counts_clients`]; a slot is taken only when PROXY headers may
+    /// come, which implies counting).
+    counts: Option<ClientCounts>,
     /// The client address of each child that may read a PROXY header, made at the first.
     slots: Option<ClientSlots>,
     line: Line,
@@ -153,17 +126,9 @@ impl Parent {
                     .write();
             }
             self.children = self.children.saturating_sub(1);
-            if self.track_ips {
-                if let Some((ip, slot)) = self.by_pid.remove(&pid) {
-                    if let (Some(s), Some(slot)) = (&mut self.slots, slot) {
-                        s.free(slot);
-                    }
-                    if let Some(n) = self.by_ip.get_mut(&ip) {
-                        *n -= 1;
-                        if *n == 0 {
-                            self.by_ip.remove(&ip);
-                        }
-                    }
+            if let Some(slot) = self.counts.as_mut().and_then(|c| c.ended(pid)) {
+                if let Some(s) = &mut self.slots {
+                    s.free(slot);
                 }
             }
             self.status();
@@ -174,18 +139,13 @@ impl Parent {
     /// against the per-IP limit (1 when nothing counts them).
     #[inline]
     fn count(&self, ip: IpAddr) -> u64 {
-        if self.track_ips {
-            self.by_ip.get(&ip).copied().unwrap_or(0) + 1
-        } else {
-            1
-        }
+        self.counts.as_ref().map_or(0, |c| c.from(ip)) + 1
     }
 
     #[inline]
     fn started(&mut self, pid: libc::pid_t, ip: IpAddr, slot: Option<u32>) {
-        if self.track_ips {
-            self.by_pid.insert(pid, (ip, slot));
-            *self.by_ip.entry(ip).or_insert(0) += 1;
+        if let Some(c) = &mut self.counts {
+            c.started(pid, ip, slot);
         }
         if self.children == self.limit && self.verbose {
             self.full(ip);
@@ -204,11 +164,14 @@ impl Parent {
     /// Live connections per client address, busiest first (the header's client for a
     /// child that read one): empty when addresses are not counted.
     fn clients(&self) -> Vec<(IpAddr, u64)> {
-        let mut n: Fast<IpAddr, u64> = Fast::default();
-        for (ip, slot) in self.by_pid.values() {
+        let mut n: HashMap<IpAddr, u64> = HashMap::new();
+        let Some(counts) = &self.counts else {
+            return Vec::new();
+        };
+        for (ip, slot) in counts.children() {
             let ip = slot
                 .and_then(|slot| self.slots.as_ref()?.address_of(slot))
-                .unwrap_or(*ip);
+                .unwrap_or(ip);
             *n.entry(ip).or_insert(0) += 1;
         }
         let mut v: Vec<_> = n.into_iter().collect();
@@ -233,7 +196,7 @@ impl Parent {
                 .write();
         }
         self.line.push(prog).push(b": clients: ");
-        if self.track_ips {
+        if self.counts.is_some() {
             self.line.num(clients.len() as u64).push(b" addresses, ");
         } else {
             self.line.push(b"addresses not counted, ");
@@ -305,11 +268,17 @@ pub fn run<S: Service>(c: Config, msg: Msg, listeners: Vec<socket2::Socket>, mut
         limit: c.limit,
         per_ip: c.per_ip,
         children: 0,
-        track_ips: c.counts_clients(),
-        by_pid: Fast::default(),
-        by_ip: Fast::default(),
+        counts: if c.counts_clients() {
+            match ClientCounts::new(c.limit) {
+                Some(t) => Some(t),
+                None => msg.fatal(111, &[b"out of memory"]),
+            }
+        } else {
+            None
+        },
         slots: None,
-        line: Line::new(),
+        // Written after every fork with -v: in a page the children do not share.
+        line: crate::child_alloc::parent_own(Line::new),
     };
     p.status();
     let empty = SigSet::empty();

@@ -6,7 +6,16 @@
 //! child before exec (held in its ident lookup by a silent identd).
 //!
 //! Usage: tcpserver-bench --ours PATH --djb PATH --tcprules PATH [--seconds S] [--rounds R]
-//! (loopback only; needs root for the identd on 127.0.0.201:113).
+//! [--set SET] (loopback only; needs root for the identds on port 113 and the DNS
+//! responder on 127.0.0.212:53).
+//!
+//! Sets of configurations (`--set`): `classic` (the default; `-HRl0 -c 200`, backlogs
+//! left at their defaults, 20 for djb and 4096 for ours; without and with the rules)
+//! and `issue16` (`-c1000 -b1024` for both; `-RHl0`, `-RHl0` with the rules, `-Rl0 -h`
+//! and no other flags, i.e. `-h`, ident and the local name, with `DNSCACHEIP` pointing
+//! at a responder of the bench's own on 127.0.0.212 that answers 127.0.0.1's PTR with
+//! `localhost` and `localhost`'s A, and an identd on 127.0.0.1:113 that answers every
+//! query with a user name).
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -21,6 +30,7 @@ struct Args {
     tcprules: String,
     seconds: f64,
     rounds: usize,
+    set: String,
 }
 
 fn args() -> Args {
@@ -30,6 +40,7 @@ fn args() -> Args {
         tcprules: "/work/main/.ext/ucspi-tcp/usr/bin/tcprules".into(),
         seconds: 2.0,
         rounds: 3,
+        set: "classic".into(),
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -40,6 +51,7 @@ fn args() -> Args {
             "--tcprules" => a.tcprules = v[i + 1].clone(),
             "--seconds" => a.seconds = v[i + 1].parse().expect("--seconds"),
             "--rounds" => a.rounds = v[i + 1].parse().expect("--rounds"),
+            "--set" => a.set = v[i + 1].clone(),
             _ => panic!("unknown argument {}", v[i]),
         }
         i += 2;
@@ -73,15 +85,136 @@ fn start(cmd: &mut Command) -> Server {
     Server { child, port }
 }
 
-fn tcpserver(bin: &str, rules: Option<&str>, extra: &[&str]) -> Server {
+/// One configuration: its name in the table, the flags, and whether it uses the rules.
+struct Conf {
+    name: &'static str,
+    flags: &'static [&'static str],
+    rules: bool,
+}
+
+const fn conf(name: &'static str, flags: &'static [&'static str], rules: bool) -> Conf {
+    Conf { name, flags, rules }
+}
+
+const CLASSIC: &[Conf] = &[
+    conf("none", &["-HRl0", "-c", "200"], false),
+    conf("10k-rules", &["-HRl0", "-c", "200"], true),
+];
+
+const ISSUE16: &[Conf] = &[
+    conf("none", &["-c1000", "-b1024", "-RHl0"], false),
+    conf("10k-rules", &["-c1000", "-b1024", "-RHl0"], true),
+    conf("-h", &["-c1000", "-b1024", "-Rl0", "-h"], false),
+    conf("default", &["-c1000", "-b1024"], false),
+];
+
+/// Where the bench's DNS responder listens (`DNSCACHEIP` of every server it starts).
+const DNS_IP: [u8; 4] = [127, 0, 0, 212];
+
+fn tcpserver(bin: &str, rules: Option<&str>, flags: &[&str]) -> Server {
     let mut c = Command::new(bin);
-    c.args(["-1", "-HRl0", "-c", "200"]).args(extra);
+    c.arg("-1").args(flags);
     if let Some(r) = rules {
         c.args(["-x", r]);
     }
     c.args(["127.0.0.1", "0", "/bin/echo", "ok"]);
-    c.env_clear().env("PATH", "/bin:/usr/bin");
+    c.env_clear()
+        .env("PATH", "/bin:/usr/bin")
+        .env("DNSCACHEIP", "127.0.0.212");
     start(&mut c)
+}
+
+/// The DNS name in `q` from `pos`, lower-cased with dots, and the position after it
+/// (no compression: queries carry none).
+fn qname(q: &[u8], mut pos: usize) -> Option<(String, usize)> {
+    let mut labels = Vec::new();
+    loop {
+        let n = *q.get(pos)? as usize;
+        pos += 1;
+        if n == 0 {
+            return Some((labels.join("."), pos));
+        }
+        if n > 63 {
+            return None;
+        }
+        labels.push(String::from_utf8_lossy(q.get(pos..pos + n)?).to_ascii_lowercase());
+        pos += n;
+    }
+}
+
+/// The answer to a query: 127.0.0.1's PTR is `localhost`, `localhost`'s A is 127.0.0.1,
+/// all else NXDOMAIN.
+fn dns_answer(q: &[u8]) -> Option<Vec<u8>> {
+    if q.len() < 12 || q[2] & 0x80 != 0 || q[4..6] != [0, 1] {
+        return None;
+    }
+    let (name, end) = qname(q, 12)?;
+    let qtype = u16::from_be_bytes(q.get(end..end + 2)?.try_into().ok()?);
+    let question = q.get(12..end + 4)?;
+    let data: Option<Vec<u8>> = match (name.as_str(), qtype) {
+        ("1.0.0.127.in-addr.arpa", 12) => Some(b"\x09localhost\x00".to_vec()),
+        ("localhost", 1) => Some(vec![127, 0, 0, 1]),
+        _ => None,
+    };
+    let known = name == "1.0.0.127.in-addr.arpa" || name == "localhost";
+    let mut r = Vec::with_capacity(64);
+    r.extend_from_slice(&q[0..2]);
+    let rcode = if known { 0 } else { 3 };
+    r.extend_from_slice(&(0x8180u16 | (u16::from(q[2] & 1) << 8) | rcode).to_be_bytes());
+    r.extend_from_slice(&[0, 1, 0, u8::from(data.is_some()), 0, 0, 0, 0]);
+    r.extend_from_slice(question);
+    if let Some(d) = data {
+        r.extend_from_slice(&[0xc0, 0x0c]);
+        r.extend_from_slice(&qtype.to_be_bytes());
+        r.extend_from_slice(&[0, 1, 0, 0, 1, 0x2c]);
+        r.extend_from_slice(&(d.len() as u16).to_be_bytes());
+        r.extend_from_slice(&d);
+    }
+    Some(r)
+}
+
+/// The DNS responder on [`DNS_IP`]:53 (UDP; the answers fit).
+fn dns_responder() {
+    let u = std::net::UdpSocket::bind(SocketAddr::from((DNS_IP, 53)))
+        .expect("DNS responder on 127.0.0.212:53 (root?)");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        loop {
+            let Ok((n, peer)) = u.recv_from(&mut buf) else {
+                continue;
+            };
+            if let Some(a) = dns_answer(&buf[..n]) {
+                let _ = u.send_to(&a, peer);
+            }
+        }
+    });
+}
+
+/// An identd on 127.0.0.1:113 that names a user for every query, on four threads.
+fn identd() {
+    let l = TcpListener::bind("127.0.0.1:113").expect("identd on 127.0.0.1:113 (root?)");
+    for _ in 0..4 {
+        let l = l.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for mut s in l.incoming().flatten() {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut q = Vec::new();
+                let mut buf = [0u8; 128];
+                while !q.contains(&b'\n') && q.len() < 512 {
+                    match s.read(&mut buf) {
+                        Ok(n) if n > 0 => q.extend_from_slice(&buf[..n]),
+                        _ => break,
+                    }
+                }
+                let ports = String::from_utf8_lossy(&q);
+                let ports = ports.trim_end();
+                let _ = std::io::Write::write_all(
+                    &mut s,
+                    format!("{ports} : USERID : UNIX : bench\r\n").as_bytes(),
+                );
+            }
+        });
+    }
 }
 
 /// The floor: accept, fork, dup2, execve, nothing else.
@@ -213,7 +346,7 @@ fn children(pid: u32) -> Vec<i32> {
 
 /// Private memory of a child held before exec (in its ident lookup).
 fn pre_exec_private_kb(bin: &str) -> u64 {
-    let s = tcpserver(bin, None, &["-r", "-t", "5"]);
+    let s = tcpserver(bin, None, &["-HRl0", "-c", "200", "-r", "-t", "5"]);
     let src: SocketAddr = ([127, 0, 0, 201], 0).into();
     // SAFETY: plain socket calls; the fd is wrapped at once.
     let _conn = unsafe {
@@ -289,11 +422,34 @@ fn main() {
     );
     println!(
         "{:<10} {:>4} {:>10} {:>10} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8}",
-        "rules", "K", "djb c/s", "ours c/s", "ratio", "djb p50", "ours p50", "djb p99", "ours p99",
+        "rules",
+        "K",
+        "djb c/s",
+        "ours c/s",
+        "ratio",
+        "djb p50",
+        "ours p50",
+        "djb p99",
+        "ours p99",
         "floor"
     );
     let me = std::env::current_exe().unwrap();
-    for rules in [None, Some(cdb.as_str())] {
+    let confs = match a.set.as_str() {
+        "classic" => CLASSIC,
+        "issue16" => {
+            dns_responder();
+            identd();
+            ISSUE16
+        }
+        s => panic!("unknown --set {s}: classic or issue16"),
+    };
+    for conf in confs {
+        let rules = conf.rules.then_some(cdb.as_str());
+        println!(
+            "flags: {}{}",
+            conf.flags.join(" "),
+            if conf.rules { " -x rules.cdb" } else { "" }
+        );
         for k in [1usize, 10, 100] {
             let (mut dr, mut or, mut ratio, mut fl) = (vec![], vec![], vec![], vec![]);
             let (mut d50, mut o50, mut d99, mut o99) = (vec![], vec![], vec![], vec![]);
@@ -305,7 +461,7 @@ fn main() {
                 };
                 let mut got = [0.0f64; 2];
                 for bin in order {
-                    let s = tcpserver(bin, rules, &[]);
+                    let s = tcpserver(bin, rules, conf.flags);
                     let r = load(s.port, k, a.seconds);
                     if bin == a.djb {
                         got[0] = r.rate;
@@ -320,14 +476,14 @@ fn main() {
                     }
                 }
                 ratio.push(got[1] / got[0]);
-                if rules.is_none() {
+                if conf.name == "none" {
                     let f = start(Command::new(&me).arg("--floor"));
                     fl.push(load(f.port, k, a.seconds).rate);
                 }
             }
             println!(
                 "{:<10} {:>4} {:>10.0} {:>10.0} {:>7.3} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8}",
-                if rules.is_some() { "10k-rules" } else { "none" },
+                conf.name,
                 k,
                 median(dr),
                 median(or),
@@ -345,7 +501,7 @@ fn main() {
         }
     }
     let idle = |bin: &str| {
-        let s = tcpserver(bin, None, &[]);
+        let s = tcpserver(bin, None, confs[0].flags);
         std::thread::sleep(Duration::from_millis(200));
         rss_kb(s.child.id())
     };
