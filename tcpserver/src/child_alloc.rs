@@ -52,22 +52,9 @@ thread_local! {
 /// runs.
 pub fn parent_own<T>(make: impl FnOnce() -> T) -> T {
     if OWN.load(Ordering::Relaxed) == 0 {
-        use nix::sys::mman::{madvise, mmap_anonymous, MapFlags, MmapAdvise, ProtFlags};
+        // No pointer into the page goes to a child (the caller's promise).
         let len = std::num::NonZeroUsize::new(OWN_BYTES).unwrap();
-        // SAFETY: a fresh private mapping, never unmapped; no pointer into it is used by
-        // a child (the caller's promise).
-        let page = unsafe {
-            mmap_anonymous(
-                None,
-                len,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_PRIVATE,
-            )
-        };
-        if let Ok(p) = page {
-            // SAFETY: exactly that mapping. If the advice fails the page is still ours,
-            // only inherited.
-            let _ = unsafe { madvise(p, OWN_BYTES, MmapAdvise::MADV_DONTFORK) };
+        if let Some(p) = crate::pages::map(len, crate::pages::Inherit::No) {
             OWN.store(p.as_ptr() as usize, Ordering::Relaxed);
         }
     }

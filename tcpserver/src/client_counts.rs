@@ -194,25 +194,11 @@ impl ClientCounts {
     /// Room for `most` live children (at most [`MOST`]); `None` when the system refuses
     /// the mapping.
     pub fn new(most: u64) -> Option<ClientCounts> {
-        use nix::sys::mman::{madvise, mmap_anonymous, MapFlags, MmapAdvise, ProtFlags};
         let slots = (2 * most.clamp(1, MOST)).next_power_of_two() as usize;
         let pid_bytes = slots * std::mem::size_of::<Slot<i32, Child>>();
         let ip_bytes = slots * std::mem::size_of::<Slot<u128, u64>>();
         let len = std::num::NonZeroUsize::new(pid_bytes + ip_bytes)?;
-        // SAFETY: a fresh anonymous mapping, owned by this struct and never unmapped (it
-        // lives as long as the server).
-        let p = unsafe {
-            mmap_anonymous(
-                None,
-                len,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_PRIVATE | MapFlags::MAP_NORESERVE,
-            )
-        }
-        .ok()?;
-        // SAFETY: exactly the mapping just made; children never see it, and no pointer
-        // into it goes to a child.
-        unsafe { madvise(p, len.get(), MmapAdvise::MADV_DONTFORK) }.ok()?;
+        let p = crate::pages::map(len, crate::pages::Inherit::No)?;
         let base = p.as_ptr().cast::<u8>();
         // SAFETY: both regions lie in the zeroed mapping, are aligned (the mapping is
         // page-aligned, the first region's size a multiple of 16) and do not overlap.

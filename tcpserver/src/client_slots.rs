@@ -36,18 +36,7 @@ impl ClientSlots {
     pub fn new(n: u64) -> Option<ClientSlots> {
         let len = n.clamp(1, MOST) as usize;
         let bytes = std::num::NonZeroUsize::new(len * WORDS * 8)?;
-        use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
-        // SAFETY: a fresh anonymous mapping, owned by this struct (never unmapped: it
-        // lives as long as the server, and children inherit it).
-        let p = unsafe {
-            mmap_anonymous(
-                None,
-                bytes,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }
-        .ok()?;
+        let p = crate::pages::map(bytes, crate::pages::Inherit::Shared)?;
         Some(ClientSlots {
             words: p.cast(),
             len,

@@ -8,5 +8,6 @@ pub mod client_slots;
 pub mod inherited;
 pub mod listen;
 pub mod options;
+pub mod pages;
 pub mod rules_cache;
 pub mod server;
