@@ -232,12 +232,7 @@ fn app_password(
     };
     let conn = db.reader();
     let (sql, params) = app_passwords::query(conn.kind(), who.user(), who.domain(), now);
-    let service = match req.service.service {
-        Service::Pop => "pop",
-        Service::Imap => "imap",
-        Service::Smtp => "smtp",
-        Service::Webmail => "webmail",
-    };
+    let service = req.service.service.scope_name();
     for a in app_passwords::read(conn.query(&sql, &params))? {
         if a.in_scope(service, req.client_ip(), now)
             && checked(&secret, &a.hash, who, Some(&a.label))

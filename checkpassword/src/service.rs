@@ -10,6 +10,19 @@ pub enum Service {
 
 use vpopdb::flags_quota::{NO_IMAP, NO_POP, NO_SMTP, NO_WEBMAIL};
 
+impl Service {
+    /// The service's name in an app password's scope (one of
+    /// `vpopdb::app_passwords::SERVICES`).
+    pub fn scope_name(self) -> &'static str {
+        match self {
+            Service::Pop => "pop",
+            Service::Imap => "imap",
+            Service::Smtp => "smtp",
+            Service::Webmail => "webmail",
+        }
+    }
+}
+
 /// The service and the name vchkpw logs it under (`vchkpw-pop3`, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Detected {
@@ -108,6 +121,13 @@ pub fn denied(service: Service, flags: i64) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_names_are_app_password_services() {
+        let all = [Service::Pop, Service::Imap, Service::Smtp, Service::Webmail];
+        let names: Vec<&str> = all.iter().map(|s| s.scope_name()).collect();
+        assert_eq!(names, vpopdb::app_passwords::SERVICES);
+    }
 
     #[test]
     fn vchkpw_rules() {

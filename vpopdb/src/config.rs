@@ -55,6 +55,10 @@ pub struct Settings {
     /// `db_sslmode` and `db_sslrootcert`: TLS for every database target whose URL does
     /// not say (vpopmail.mysql's lines cannot).
     pub db_tls: Tls,
+    /// The vpopmail account's home once looked up: a login may need it for
+    /// vpopmail.mysql, the default domain, vlimits.default and the relay rules, and each
+    /// lookup reads the password database.
+    pub(crate) account_home: std::sync::OnceLock<PathBuf>,
 }
 
 impl Default for Settings {
@@ -75,6 +79,7 @@ impl Default for Settings {
             relay_rebuild: false,
             default_domain: None,
             vpopmail_dir: None,
+            account_home: std::sync::OnceLock::new(),
             qmail_dir: PathBuf::from("/var/qmail"),
             clear_passwords: false,
             login_timeout: 20,
@@ -266,10 +271,12 @@ impl Settings {
         if let Some(d) = &self.vpopmail_dir {
             return d.clone();
         }
-        match account("vpopmail") {
-            Some(a) => a.home,
-            None => PathBuf::from("/home/vpopmail"),
-        }
+        self.account_home
+            .get_or_init(|| match account("vpopmail") {
+                Some(a) => a.home,
+                None => PathBuf::from("/home/vpopmail"),
+            })
+            .clone()
     }
 
     /// Where the users are: `db`, else vpopmail.mysql, else the SQLite default.
