@@ -8,9 +8,10 @@
 //! until its exec. Outside the child's address space they cost neither. The child never
 //! reads them: it is handed its count as a value before the fork.
 //!
-//! Two open-addressing tables (linear probing, deletion by backward shift) of fixed size,
-//! twice the most live children they must hold: they never grow, so the parent never
-//! reallocates in its loop, and only the pages a busy server reaches are ever backed.
+//! Two open-addressing tables (linear probing, deletion by backward shift), each in a
+//! mapping of its own that is replaced by one twice as large when it is half full, up to
+//! twice the `-c` limit: sized by the most children the server has had at once, not by
+//! its limit.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::ptr::NonNull;
@@ -33,11 +34,16 @@ impl Key for i32 {
     }
 }
 
-impl Key for u128 {
+impl Key for Addr {
     fn hash(self) -> u64 {
-        ((self >> 64) as u64 ^ (self as u64).rotate_left(29)).wrapping_mul(MULT)
+        let [a, b, c, d] = self.map(u64::from);
+        ((a << 32 | b) ^ (c << 32 | d).rotate_left(29)).wrapping_mul(MULT)
     }
 }
+
+/// An address as IPv6 (IPv4 mapped), in words of 4 bytes so that a slot is 28 bytes and
+/// not the 48 that a u128's alignment would make it.
+type Addr = [u32; 4];
 
 /// A slot; all zero bytes is an unused one (fresh anonymous pages are zero).
 #[repr(C)]
@@ -48,24 +54,61 @@ struct Slot<K, V> {
     val: V,
 }
 
+/// Slots in a new table: one page's worth at least.
+const FIRST_SLOTS: usize = 128;
+
 struct Table<K, V> {
     slots: NonNull<Slot<K, V>>,
     /// Slots minus one; a power of two minus one.
     mask: usize,
     shift: u32,
     len: usize,
+    /// The most slots it may grow to.
+    most: usize,
 }
 
 impl<K: Key, V: Copy> Table<K, V> {
-    /// # Safety
-    /// `slots` points to `mask + 1` zeroed slots that live as long as the table.
-    unsafe fn over(slots: NonNull<Slot<K, V>>, mask: usize) -> Table<K, V> {
-        Table {
-            slots,
-            mask,
-            shift: 64 - (mask + 1).trailing_zeros(),
+    /// A table of `n` slots (a power of two) that may grow to `most`, in a fresh mapping
+    /// of its own; `None` when the system refuses it.
+    fn with_slots(n: usize, most: usize) -> Option<Table<K, V>> {
+        let bytes = std::num::NonZeroUsize::new(n * std::mem::size_of::<Slot<K, V>>())?;
+        let p = crate::pages::map(bytes, crate::pages::Inherit::No)?;
+        Some(Table {
+            // Zeroed and page-aligned: n unused slots.
+            slots: p.cast(),
+            mask: n - 1,
+            shift: 64 - n.trailing_zeros(),
             len: 0,
+            most,
+        })
+    }
+
+    /// Moves every entry into a table twice as large and unmaps this one's pages; false
+    /// (nothing changed) at the most slots or when the system refuses the mapping.
+    #[cold]
+    fn grow(&mut self) -> bool {
+        let n = self.mask + 1;
+        if n >= self.most {
+            return false;
         }
+        let Some(mut bigger) = Table::with_slots(2 * n, self.most) else {
+            return false;
+        };
+        for i in 0..n {
+            let s = self.at(i);
+            if s.used {
+                let j = bigger.find(s.key);
+                bigger.put(j, s);
+                bigger.len += 1;
+            }
+        }
+        let old = std::mem::replace(self, bigger);
+        // SAFETY: the old table's own mapping, of exactly this size, which nothing
+        // points into any more (the parent alone uses it; children never had it).
+        let _ = unsafe {
+            nix::sys::mman::munmap(old.slots.cast(), n * std::mem::size_of::<Slot<K, V>>())
+        };
+        true
     }
 
     fn at(&self, i: usize) -> Slot<K, V> {
@@ -100,13 +143,17 @@ impl<K: Key, V: Copy> Table<K, V> {
     }
 
     /// Sets `k`'s value to `f(old)`; false (and nothing stored) when `k` is new and the
-    /// table is half full.
+    /// table is half full and cannot grow.
     fn update(&mut self, k: K, f: impl FnOnce(Option<V>) -> V) -> bool {
-        let i = self.find(k);
-        let s = self.at(i);
+        let mut i = self.find(k);
+        let mut s = self.at(i);
         if !s.used {
             if self.len > self.mask / 2 {
-                return false;
+                if !self.grow() {
+                    return false;
+                }
+                i = self.find(k);
+                s = self.at(i);
             }
             self.len += 1;
         }
@@ -167,15 +214,23 @@ impl<K: Key, V: Copy> Table<K, V> {
     }
 }
 
-fn key(ip: IpAddr) -> u128 {
-    u128::from(match ip {
+fn key(ip: IpAddr) -> Addr {
+    let a = match ip {
         IpAddr::V4(a) => a.to_ipv6_mapped(),
         IpAddr::V6(a) => a,
+    };
+    let o = a.octets();
+    std::array::from_fn(|i| {
+        u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
     })
 }
 
-fn address(k: u128) -> IpAddr {
-    let a = Ipv6Addr::from(k);
+fn address(k: Addr) -> IpAddr {
+    let mut o = [0u8; 16];
+    for (i, w) in k.iter().enumerate() {
+        o[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
+    }
+    let a = Ipv6Addr::from(o);
     match a.to_ipv4_mapped() {
         Some(v4) => IpAddr::V4(v4),
         None => IpAddr::V6(a),
@@ -183,36 +238,28 @@ fn address(k: u128) -> IpAddr {
 }
 
 /// A live child: its client address (as accepted) and its PROXY slot plus one (0: none).
-type Child = (u128, u32);
+type Child = (Addr, u32);
 
 pub struct ClientCounts {
     by_pid: Table<i32, Child>,
-    by_ip: Table<u128, u64>,
+    by_ip: Table<Addr, u32>,
 }
 
 impl ClientCounts {
     /// Room for `most` live children (at most [`MOST`]); `None` when the system refuses
-    /// the mapping.
+    /// the first mappings.
     pub fn new(most: u64) -> Option<ClientCounts> {
-        let slots = (2 * most.clamp(1, MOST)).next_power_of_two() as usize;
-        let pid_bytes = slots * std::mem::size_of::<Slot<i32, Child>>();
-        let ip_bytes = slots * std::mem::size_of::<Slot<u128, u64>>();
-        let len = std::num::NonZeroUsize::new(pid_bytes + ip_bytes)?;
-        let p = crate::pages::map(len, crate::pages::Inherit::No)?;
-        let base = p.as_ptr().cast::<u8>();
-        // SAFETY: both regions lie in the zeroed mapping, are aligned (the mapping is
-        // page-aligned, the first region's size a multiple of 16) and do not overlap.
-        unsafe {
-            Some(ClientCounts {
-                by_pid: Table::over(NonNull::new(base.cast())?, slots - 1),
-                by_ip: Table::over(NonNull::new(base.add(pid_bytes).cast())?, slots - 1),
-            })
-        }
+        let last = (2 * most.clamp(1, MOST)).next_power_of_two() as usize;
+        let first = last.min(FIRST_SLOTS);
+        Some(ClientCounts {
+            by_pid: Table::with_slots(first, last)?,
+            by_ip: Table::with_slots(first, last)?,
+        })
     }
 
     /// Live children from `ip`.
     pub fn from(&self, ip: IpAddr) -> u64 {
-        self.by_ip.get(key(ip)).unwrap_or(0)
+        u64::from(self.by_ip.get(key(ip)).unwrap_or(0))
     }
 
     /// A child started for a client at `ip`, with its PROXY slot if it has one.
@@ -286,6 +333,55 @@ mod tests {
             assert_eq!(c.children().count(), model.len());
         }
         assert_eq!(c.ended(999), None);
+    }
+
+    #[test]
+    fn slots_are_small() {
+        assert_eq!(std::mem::size_of::<Slot<i32, Child>>(), 28);
+        assert_eq!(std::mem::size_of::<Slot<Addr, u32>>(), 24);
+        for ip in [
+            "192.0.2.1",
+            "2001:db8::1",
+            "::",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(address(key(ip)), ip);
+        }
+    }
+
+    #[test]
+    fn grows_to_the_limit_and_keeps_every_entry() {
+        let mut c = ClientCounts::new(1000).unwrap();
+        assert_eq!(c.by_pid.mask + 1, FIRST_SLOTS);
+        let ip = |n: i32| -> IpAddr {
+            if n % 3 == 0 {
+                format!("2001:db8::{:x}", n % 7).parse().unwrap()
+            } else {
+                format!("192.0.2.{}", n % 5).parse().unwrap()
+            }
+        };
+        for pid in 1..=1000 {
+            c.started(pid, ip(pid), Some(pid as u32));
+        }
+        assert_eq!(c.by_pid.mask + 1, 2048);
+        assert_eq!(c.children().count(), 1000);
+        for n in 0..21 {
+            let want = (1..=1000).filter(|&p| ip(p) == ip(n)).count() as u64;
+            assert_eq!(c.from(ip(n)), want, "{}", ip(n));
+        }
+        // At the limit's size it grows no further: the 1025th child is not counted.
+        for pid in 1001..=1030 {
+            c.started(pid, ip(pid), None);
+        }
+        assert_eq!(c.by_pid.mask + 1, 2048);
+        assert_eq!(c.children().count(), 1024);
+        for pid in (1..=1030).rev() {
+            let slot = c.ended(pid);
+            assert_eq!(slot, (pid <= 1000).then_some(pid as u32), "pid {pid}");
+        }
+        assert_eq!(c.children().count(), 0);
+        assert_eq!(c.from(ip(1)), 0);
     }
 
     #[test]
