@@ -14,20 +14,29 @@ use vpopdb::target::{parse_url, parse_vpopmail_mysql};
 /// Put in place of a password found in the input: plain characters every field takes.
 const MARKER: &str = "Pw7Mark0";
 
+/// The parsers, numbered as [`error_of`] takes them.
+const PARSERS: [u8; 3] = [0, 1, 2];
+
 fuzz_target!(|buf: &[u8]| {
     let Ok(text) = std::str::from_utf8(buf) else {
         return;
     };
-    for (parser, _, passwords) in errors(text) {
+    if text.contains(MARKER) {
+        return;
+    }
+    for parser in PARSERS {
+        let Some((_, passwords)) = error_of(parser, text) else {
+            continue;
+        };
         for p in &passwords {
             let p = p.as_str();
             // A password that is also another field's text (a user named as it) may be
             // named as that: only one that occurs once is followed.
-            if p.is_empty() || text.matches(p).count() != 1 || text.contains(MARKER) {
+            if p.is_empty() || text.matches(p).count() != 1 {
                 continue;
             }
             let marked = text.replace(p, MARKER);
-            for (_, e, _) in errors(&marked).into_iter().filter(|e| e.0 == parser) {
+            if let Some((e, _)) = error_of(parser, &marked) {
                 assert!(
                     !e.contains(MARKER),
                     "the error {e:?} shows the password of {marked:?}"
@@ -37,41 +46,49 @@ fuzz_target!(|buf: &[u8]| {
     }
 });
 
-/// Each parser's error on `text` (the parser numbered), with the password fields the text
-/// had for it.
-fn errors(text: &str) -> Vec<(u8, String, Vec<String>)> {
-    let mut out = Vec::new();
+/// Parser `parser`'s error on `text` (0: the config file, 1: its `db` URL, or the whole
+/// text as a URL, 2: vpopmail.mysql), with the password fields the text had for it; each
+/// parser alone, so that following a password reparses only the one that erred.
+fn error_of(parser: u8, text: &str) -> Option<(String, Vec<String>)> {
     let mut s = Settings::default();
-    let applied = s.apply_file("checkpassword.conf", text);
-    if let Err(e) = &applied {
-        // The URLs of the file: `db` values, and lines that are a URL alone (its `db =`
-        // forgotten).
-        let mut passwords = Vec::new();
-        for line in text.lines().map(str::trim) {
-            let url = match line.split_once('=') {
-                Some((k, v)) if k.trim() == "db" => v.trim(),
-                _ => line,
-            };
-            passwords.extend(url_passwords(url));
-        }
-        out.push((0, e.clone(), passwords));
-    }
-    let url = match (&applied, &s.db) {
-        (Ok(()), Some(db)) => db.trim(),
-        _ => text,
+    let applied = if parser < 2 {
+        s.apply_file("checkpassword.conf", text)
+    } else {
+        Ok(())
     };
-    if let Err(e) = parse_url(url) {
-        out.push((1, e, url_passwords(url)));
+    match parser {
+        0 => {
+            let e = applied.err()?;
+            // The URLs of the file: `db` values, and lines that are a URL alone (its
+            // `db =` forgotten).
+            let mut passwords = Vec::new();
+            for line in text.lines().map(str::trim) {
+                let url = match line.split_once('=') {
+                    Some((k, v)) if k.trim() == "db" => v.trim(),
+                    _ => line,
+                };
+                passwords.extend(url_passwords(url));
+            }
+            Some((e, passwords))
+        }
+        1 => {
+            let url = match (&applied, &s.db) {
+                (Ok(()), Some(db)) => db.trim(),
+                _ => text,
+            };
+            let e = parse_url(url).err()?;
+            Some((e, url_passwords(url)))
+        }
+        _ => {
+            let e = parse_vpopmail_mysql(text).err()?;
+            let fourth = text
+                .lines()
+                .filter_map(|l| l.split('|').nth(3))
+                .map(str::to_string)
+                .collect();
+            Some((e, fourth))
+        }
     }
-    if let Err(e) = parse_vpopmail_mysql(text) {
-        let fourth = text
-            .lines()
-            .filter_map(|l| l.split('|').nth(3))
-            .map(str::to_string)
-            .collect();
-        out.push((2, e, fourth));
-    }
-    out
 }
 
 /// A MySQL or PostgreSQL URL's password fields, split as the parser does: the
