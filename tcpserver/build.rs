@@ -26,6 +26,39 @@ fn main() {
         }
         Err(why) => println!("cargo:warning=tcpserver links dynamically: {why}"),
     }
+    order_text();
+}
+
+/// With rustc's own lld (the default linker of x86_64-unknown-linux-gnu since Rust 1.90),
+/// the functions of `text-order.txt` go first and together in the text (made by
+/// `bench/tcpserver/text-order.sh`; why there). Names the build no longer has are
+/// skipped. Another linker (set by RUSTFLAGS or the target's linker variable) gets no
+/// such option, and the text is laid out as the linker likes.
+fn order_text() {
+    println!("cargo:rerun-if-changed=text-order.txt");
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let own_lld = std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu")
+        && std::env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_none()
+        && !flags.contains("linker")
+        && rustc_minor().is_some_and(|m| m >= 90);
+    let list = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"))
+        .join("text-order.txt");
+    if own_lld && list.is_file() {
+        println!(
+            "cargo:rustc-link-arg-bin=tcpserver=-Wl,--symbol-ordering-file={}",
+            list.display()
+        );
+        println!("cargo:rustc-link-arg-bin=tcpserver=-Wl,--no-warn-symbol-ordering");
+    }
+}
+
+/// The minor version of the rustc that builds this (`rustc 1.95.0 (...)`).
+fn rustc_minor() -> Option<u32> {
+    let rustc = std::env::var_os("RUSTC")?;
+    let out = Command::new(rustc).arg("--version").output().ok()?;
+    let v = String::from_utf8_lossy(&out.stdout);
+    v.split_whitespace().nth(1)?.split('.').nth(1)?.parse().ok()
 }
 
 /// Fills `dir` with the static archives standing in for the libraries rustc names.
