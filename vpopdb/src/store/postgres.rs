@@ -428,6 +428,10 @@ impl Postgres {
         self.w.write_all(&out)?;
         let mut scram = None;
         let end_point = self.w.peer_certificate().and_then(tls::end_point_hash);
+        // A server asks for the password once (cleartext, MD5 or the start of SCRAM):
+        // one that asks again would have the client answer for as long as it keeps
+        // asking, each answer left for it to read or not.
+        let mut asked = false;
         loop {
             let (t, body) = self.read()?;
             match t {
@@ -436,6 +440,12 @@ impl Postgres {
                 b'Z' => return Ok(()),
                 // Parameter status, backend key, notices.
                 _ => continue,
+            }
+            if matches!(be32(&body)?, 3 | 5 | 10) {
+                if asked {
+                    return Err(proto("the server asked for the password again"));
+                }
+                asked = true;
             }
             if let Some(out) = auth_answer(p, &body, &mut scram, end_point.as_deref())? {
                 self.w.write_all(&out)?;
@@ -583,7 +593,7 @@ fn auth_answer(
             *scram = Some((s, None));
         }
         11 => {
-            let Some((s, expect)) = scram.as_mut() else {
+            let Some((s, expect @ None)) = scram.as_mut() else {
                 return Err(proto("SCRAM message out of turn"));
             };
             let server_first = std::str::from_utf8(data).map_err(|_| proto("SCRAM"))?;
@@ -793,6 +803,39 @@ mod tests {
             });
             let r = Postgres::open(&target(port)).map(drop);
             assert!(r.is_err(), "{len:#x}");
+        }
+    }
+
+    #[test]
+    fn password_asked_again_is_refused() {
+        // Found by fuzzing (postgres_messages): a server that asks for the MD5 password
+        // over and over, and reads nothing after the startup message. The client
+        // answered each request until the socket's buffer was full, then waited on the
+        // write; it must refuse the second request. Also a second SCRAM server-first
+        // message, and MD5 after cleartext.
+        const MD5: (u32, &[u8]) = (5, b"salt");
+        const SCRAM: (u32, &[u8]) = (10, b"SCRAM-SHA-256\0\0");
+        let scripts: [&'static [(u32, &[u8])]; 3] =
+            [&[MD5; 400], &[(3, b""), MD5], &[SCRAM, SCRAM]];
+        for script in scripts {
+            let port = server(move |mut s| {
+                pg_startup(&mut s);
+                let mut out = Vec::new();
+                for (code, data) in script {
+                    let mut body = code.to_be_bytes().to_vec();
+                    body.extend_from_slice(data);
+                    msg(&mut out, b'R', &body);
+                }
+                let _ = s.write_all(&out);
+                // Read nothing more, and stay until the client gives up.
+                std::thread::sleep(Duration::from_secs(3));
+            });
+            let mut t = target(port);
+            t.password = zeroize::Zeroizing::new("secret".into());
+            let start = Instant::now();
+            let e = Postgres::open(&t).map(drop).unwrap_err();
+            assert!(format!("{e}").contains("password again"), "{e}");
+            assert!(start.elapsed() < Duration::from_secs(2));
         }
     }
 
