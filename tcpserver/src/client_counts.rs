@@ -14,7 +14,9 @@
 //! its limit.
 
 use std::net::{IpAddr, Ipv6Addr};
+
 use std::ptr::NonNull;
+use ucspi::addr::{mapped, unmapped};
 
 /// Most live children tracked: beyond this many at once (only with a `-c` above it) a
 /// child is not counted, as if it were alone.
@@ -36,14 +38,14 @@ impl Key for i32 {
 
 impl Key for Addr {
     fn hash(self) -> u64 {
-        let [a, b, c, d] = self.map(u64::from);
-        ((a << 32 | b) ^ (c << 32 | d).rotate_left(29)).wrapping_mul(MULT)
+        let k = u128::from_be_bytes(self);
+        ((k >> 64) as u64 ^ (k as u64).rotate_left(29)).wrapping_mul(MULT)
     }
 }
 
-/// An address as IPv6 (IPv4 mapped), in words of 4 bytes so that a slot is 28 bytes and
-/// not the 48 that a u128's alignment would make it.
-type Addr = [u32; 4];
+/// An address as IPv6 (IPv4 mapped), as bytes so that a slot is 28 bytes and not the 48
+/// that a u128's alignment would make it.
+type Addr = [u8; 16];
 
 /// A slot; all zero bytes is an unused one (fresh anonymous pages are zero).
 #[repr(C)]
@@ -215,26 +217,11 @@ impl<K: Key, V: Copy> Table<K, V> {
 }
 
 fn key(ip: IpAddr) -> Addr {
-    let a = match ip {
-        IpAddr::V4(a) => a.to_ipv6_mapped(),
-        IpAddr::V6(a) => a,
-    };
-    let o = a.octets();
-    std::array::from_fn(|i| {
-        u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
-    })
+    mapped(ip).octets()
 }
 
 fn address(k: Addr) -> IpAddr {
-    let mut o = [0u8; 16];
-    for (i, w) in k.iter().enumerate() {
-        o[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
-    }
-    let a = Ipv6Addr::from(o);
-    match a.to_ipv4_mapped() {
-        Some(v4) => IpAddr::V4(v4),
-        None => IpAddr::V6(a),
-    }
+    unmapped(IpAddr::V6(Ipv6Addr::from(k)))
 }
 
 /// A live child: its client address (as accepted) and its PROXY slot plus one (0: none).

@@ -9,8 +9,10 @@
 //! release ordering) and the address as an IPv6 address (IPv4 mapped).
 
 use std::net::{IpAddr, Ipv6Addr};
+
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
+use ucspi::addr::{mapped, unmapped};
 
 /// Most slots: beyond this many children at once, the extra ones count as if alone.
 pub const MOST: u64 = 1 << 16;
@@ -24,10 +26,7 @@ pub struct ClientSlots {
 }
 
 fn key(ip: IpAddr) -> u128 {
-    u128::from(match ip {
-        IpAddr::V4(a) => a.to_ipv6_mapped(),
-        IpAddr::V6(a) => a,
-    })
+    u128::from(mapped(ip))
 }
 
 impl ClientSlots {
@@ -91,11 +90,7 @@ impl ClientSlots {
     /// The address in `slot`, once its child has written it.
     pub fn address_of(&self, slot: u32) -> Option<IpAddr> {
         let k = self.get(slot as usize)?;
-        let a = Ipv6Addr::from(k);
-        Some(match a.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(a),
-        })
+        Some(unmapped(IpAddr::V6(Ipv6Addr::from(k))))
     }
 }
 

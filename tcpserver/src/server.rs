@@ -164,10 +164,10 @@ impl Parent {
     /// Live connections per client address, busiest first (the header's client for a
     /// child that read one): empty when addresses are not counted.
     fn clients(&self) -> Vec<(IpAddr, u64)> {
-        let mut n: HashMap<IpAddr, u64> = HashMap::new();
         let Some(counts) = &self.counts else {
             return Vec::new();
         };
+        let mut n: HashMap<IpAddr, u64> = HashMap::new();
         for (ip, slot) in counts.children() {
             let ip = slot
                 .and_then(|slot| self.slots.as_ref()?.address_of(slot))

@@ -76,6 +76,15 @@ pub fn ip_text(ip: IpAddr, out: &mut Vec<u8>) {
     }
 }
 
+/// Any address as IPv6, an IPv4 one v4-mapped: one key for both families
+/// ([`unmapped`] turns it back).
+pub fn mapped(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+        IpAddr::V6(a) => a,
+    }
+}
+
 /// The address a client is counted and named by: a v4-mapped IPv6 peer as its IPv4
 /// address.
 pub fn unmapped(ip: IpAddr) -> IpAddr {
