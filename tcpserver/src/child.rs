@@ -367,6 +367,97 @@ pub fn serve<S: Service>(
     svc.serve(c, msg, shared, conn, env, &who)
 }
 
+/// Whether the parent can decide connections itself under `c`, so that a child only
+/// execs ([`crate::clone_exec`]): tcpserver with nothing to look up or read from the
+/// client first (`-H`, `-R`, `-l`, no `-B`, no `-a`).
+pub fn parent_may_decide(c: &Config) -> bool {
+    c.flavour == Flavour::Tcp
+        && !c.remote_host
+        && !c.remote_info
+        && c.local_name.is_some()
+        && !c.proxy_all
+        && c.banner.is_empty()
+        && c.ip_rules.is_none()
+}
+
+/// A connection the parent admitted: the child's changes to the environment, and what
+/// the `pid` and `ok` lines print.
+pub struct Decided {
+    pub env: Env,
+    remote_ip: Vec<u8>,
+    local: SocketAddr,
+    remote: SocketAddr,
+}
+
+/// The steps of [`serve`] for a connection under [`parent_may_decide`], taken in the
+/// parent; `None` when a child must take them after all, as it reports what it finds:
+/// a rules file the parent does not hold or cannot read, a rule that may trust a PROXY
+/// header, a deny, a client over its limit, an unknown local address.
+pub fn decide(
+    c: &Config,
+    shared: &Shared,
+    conn: &Socket,
+    remote: SocketAddr,
+    from_ip: u64,
+) -> Option<Decided> {
+    let cdb = match &c.rules {
+        None => None,
+        Some(_) if shared.rules.may_trust_proxy() => return None,
+        Some(_) => Some(Cdb::new(shared.rules.bytes()?)),
+    };
+    let local = conn.local_addr().ok()?.as_socket()?;
+    socket_options(c, conn, remote);
+    let mut remote_ip = Vec::with_capacity(46);
+    ucspi::addr::ip_text(remote.ip(), &mut remote_ip);
+    let client = Client {
+        ip: &remote_ip,
+        host: None,
+        info: None,
+    };
+    let rule = Rule::find(c, cdb.as_ref(), &client).ok()?;
+    if rule.deny || (rule.max_per_ip > 0 && from_ip > rule.max_per_ip) {
+        return None;
+    }
+    let mut env = Env::overlay();
+    let mut scratch = Vec::with_capacity(64);
+    let names = Names::unknown(c);
+    Exec.set_vars(
+        c,
+        &mut env,
+        &names.connection(local, remote),
+        from_ip,
+        &mut scratch,
+    );
+    rule.apply(&mut env);
+    Some(Decided {
+        env,
+        remote_ip,
+        local,
+        remote,
+    })
+}
+
+/// The `pid` and `ok` lines of a child started by the parent, which prints them for it.
+pub fn log_decided(c: &Config, msg: &Msg, d: &Decided, pid: u64) {
+    Line::new()
+        .push(msg.prog.as_bytes())
+        .push(b": pid ")
+        .num(pid)
+        .push(b" from ")
+        .push(&d.remote_ip)
+        .write();
+    let names = Names::unknown(c);
+    log_connection(
+        msg,
+        &Rule::none(c),
+        pid,
+        &names,
+        d.local,
+        d.remote,
+        &d.remote_ip,
+    );
+}
+
 /// Which PROXY headers the peer at `peer_ip` may send (`None`: none): all under `-a`;
 /// else as its rule by address alone sets `PROXY_PROTOCOL` (`v1`, `v2`, `any`; empty,
 /// `0`, `no` or `off`: none). A rules file that cannot be read, or a value that means

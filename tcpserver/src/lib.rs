@@ -5,6 +5,7 @@ pub mod child;
 pub mod child_alloc;
 pub mod client_counts;
 pub mod client_slots;
+pub mod clone_exec;
 pub mod inherited;
 pub mod listen;
 pub mod options;

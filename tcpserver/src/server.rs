@@ -22,6 +22,7 @@ use ucspi::msg::{Line, Msg};
 use crate::child::{self, Service, Shared};
 use crate::client_counts::ClientCounts;
 use crate::client_slots::ClientSlots;
+use crate::clone_exec::CloneExec;
 use crate::options::{Config, Flavour};
 
 /// Signals caught and not yet handled: [`CHILD_EXITED`] and [`LIST_ASKED`] bits, in one
@@ -262,6 +263,13 @@ fn pause(ms: i64) {
 /// served by one loop.
 pub fn run<S: Service>(c: Config, msg: Msg, listeners: Vec<socket2::Socket>, mut svc: S) -> ! {
     let mut shared = Shared::from_process();
+    // Where the parent can decide connections itself, its children only exec.
+    let mut direct = if child::parent_may_decide(&c) {
+        let fds = listeners.iter().map(|l| l.as_raw_fd()).collect();
+        CloneExec::new(&msg, &c.argv, shared.path.as_deref(), fds, c.limit)
+    } else {
+        None
+    };
     let mut p = Parent {
         verbose: c.verbosity >= 2,
         flavour: c.flavour,
@@ -367,10 +375,40 @@ pub fn run<S: Service>(c: Config, msg: Msg, listeners: Vec<socket2::Socket>, mut
         {
             continue;
         }
+        // Whether this connection is already in `children` and the status line.
+        let mut counted = false;
+        if let Some(d) = direct.as_mut().filter(|_| !proxy) {
+            if let Some(mut decided) = child::decide(&c, &shared, &conn, remote, from_ip) {
+                p.children += 1;
+                p.status();
+                counted = true;
+                let env = std::mem::take(&mut decided.env);
+                match d.spawn(conn.as_raw_fd(), &shared.env, env) {
+                    Some(Ok(pid)) => {
+                        if p.verbose {
+                            child::log_decided(&c, &msg, &decided, pid as u64);
+                        }
+                        p.started(pid, ip, None);
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        msg.warn_sys(&[b"dropping connection, unable to fork"], &e);
+                        p.children -= 1;
+                        p.status();
+                        pause(100);
+                        continue;
+                    }
+                    // No slot free: fork, as below.
+                    None => {}
+                }
+            }
+        }
         let slot = if proxy { p.slot() } else { None };
         svc.before_fork();
-        p.children += 1;
-        p.status();
+        if !counted {
+            p.children += 1;
+            p.status();
+        }
         // SAFETY: the parent is single-threaded, so the child may do anything.
         match unsafe { nix::unistd::fork() } {
             Ok(ForkResult::Child) => {

@@ -368,6 +368,58 @@ fn many_connections_leak_no_fds_or_memory() {
     assert_eq!(zombies_of(s.pid()), 0);
 }
 
+/// Under `-H -R -l` the parent admits each client and its child only execs, in the
+/// parent's memory until then (tcpserver/src/clone_exec.rs). Many children at once, from
+/// eight addresses with a rule each, must each get their own connection's variables and
+/// their own address's rule, however the parent reuses what it prepared for them.
+#[test]
+fn children_started_by_the_parent_each_get_their_own_connection() {
+    let d = TempDir::new("tsb-clone");
+    let svc = script(
+        &d,
+        "svc",
+        "echo \"$TCPREMOTEIP $TCPREMOTEPORT $WHO $TCPCONNNUM\"\n",
+    );
+    let text: String = (1..=8)
+        .map(|n| format!("127.0.0.{n}:allow,WHO=\"w{n}\"\n"))
+        .collect();
+    let cdb = rules(&d, "r.cdb", &text);
+    let s = Server::quiet(&ours(), &["-c", "200", "-x", &cdb], &svc);
+    let addr = s.addr();
+    let threads: Vec<_> = (1..=8u8)
+        .map(|n| {
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    let sock =
+                        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                            .unwrap();
+                    sock.bind(&SocketAddr::from(([127, 0, 0, n], 0)).into())
+                        .unwrap();
+                    sock.connect_timeout(&addr.into(), LIMIT).unwrap();
+                    let mut c: TcpStream = sock.into();
+                    c.set_read_timeout(Some(LIMIT)).unwrap();
+                    let port = c.local_addr().unwrap().port();
+                    let got = String::from_utf8(read_all(&mut c)).unwrap();
+                    let f: Vec<&str> = got.split_whitespace().collect();
+                    assert_eq!(f.len(), 4, "{got:?}");
+                    assert_eq!(f[0], format!("127.0.0.{n}"), "{got:?}");
+                    assert_eq!(f[1], port.to_string(), "{got:?}");
+                    assert_eq!(f[2], format!("w{n}"), "{got:?}");
+                    assert!(f[3].parse::<u32>().unwrap() >= 1, "{got:?}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let start = Instant::now();
+    while !children_of(s.pid()).is_empty() && start.elapsed() < LIMIT {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(zombies_of(s.pid()), 0);
+}
+
 fn cpu_ticks(pid: i32) -> u64 {
     let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let rest = &st[st.rfind(')').unwrap() + 2..];

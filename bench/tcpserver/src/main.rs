@@ -6,7 +6,7 @@
 //! child before exec (held in its ident lookup by a silent identd).
 //!
 //! Usage: tcpserver-bench --ours PATH --djb PATH --tcprules PATH [--seconds S] [--rounds R]
-//! [--set SET] (loopback only; needs root for the identds on port 113 and the DNS
+//! [--set SET] [--only CONF] [--k 1,10,100] [--floor no] (loopback only; needs root for the identds on port 113 and the DNS
 //! responder on 127.0.0.212:53).
 //!
 //! Sets of configurations (`--set`): `classic` (the default; `-HRl0 -c 200`, backlogs
@@ -31,6 +31,9 @@ struct Args {
     seconds: f64,
     rounds: usize,
     set: String,
+    only: Option<String>,
+    ks: Vec<usize>,
+    floor: bool,
 }
 
 fn args() -> Args {
@@ -41,6 +44,9 @@ fn args() -> Args {
         seconds: 2.0,
         rounds: 3,
         set: "classic".into(),
+        only: None,
+        ks: vec![1, 10, 100],
+        floor: true,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -52,6 +58,14 @@ fn args() -> Args {
             "--seconds" => a.seconds = v[i + 1].parse().expect("--seconds"),
             "--rounds" => a.rounds = v[i + 1].parse().expect("--rounds"),
             "--set" => a.set = v[i + 1].clone(),
+            "--floor" => a.floor = v[i + 1] != "no",
+            "--only" => a.only = Some(v[i + 1].clone()),
+            "--k" => {
+                a.ks = v[i + 1]
+                    .split(',')
+                    .map(|k| k.parse().expect("--k"))
+                    .collect()
+            }
             _ => panic!("unknown argument {}", v[i]),
         }
         i += 2;
@@ -447,13 +461,16 @@ fn main() {
         s => panic!("unknown --set {s}: classic or issue16"),
     };
     for conf in confs {
+        if a.only.as_deref().is_some_and(|o| o != conf.name) {
+            continue;
+        }
         let rules = conf.rules.then_some(cdb.as_str());
         println!(
             "flags: {}{}",
             conf.flags.join(" "),
             if conf.rules { " -x rules.cdb" } else { "" }
         );
-        for k in [1usize, 10, 100] {
+        for &k in &a.ks {
             let (mut dr, mut or, mut ratio, mut fl) = (vec![], vec![], vec![], vec![]);
             let (mut d50, mut o50, mut d99, mut o99) = (vec![], vec![], vec![], vec![]);
             for round in 0..a.rounds {
@@ -479,7 +496,7 @@ fn main() {
                     }
                 }
                 ratio.push(got[1] / got[0]);
-                if conf.name == "none" {
+                if a.floor && conf.name == "none" {
                     let f = start(Command::new(&me).arg("--floor"));
                     fl.push(load(f.port, k, a.seconds).rate);
                 }
