@@ -6,7 +6,8 @@
 # Counts the server's parent alone (--no-inherit), then the parent with every child it
 # starts, up to and including the program (/bin/true), over N sequential connections.
 # Usage: bench/tcpserver/cpu-per-connection.sh TCPSERVER [FLAGS] [N]
-#        (perf, python3; loopback only; DNSCACHEIP=127.0.0.1 with no DNS server there)
+#        (perf, python3; loopback only; DNSCACHEIP as given, else 127.0.0.1 with no DNS
+#        server there)
 set -e
 bin=$1
 flags=${2:--HRl0}
@@ -29,7 +30,7 @@ for _ in range(n):
 PY
 for inherit in --no-inherit ""; do
   # shellcheck disable=SC2086
-  env -i PATH=/bin:/usr/bin DNSCACHEIP=127.0.0.1 "$bin" -1 $flags 127.0.0.1 0 /bin/true >"$W/port" 2>/dev/null &
+  env -i PATH=/bin:/usr/bin DNSCACHEIP="${DNSCACHEIP:-127.0.0.1}" "$bin" -1 $flags 127.0.0.1 0 /bin/true >"$W/port" 2>/dev/null &
   pid=$!
   for _ in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.05; done
   python3 "$W/client.py" "$(cat "$W/port")" 50
