@@ -651,6 +651,13 @@ impl<'c> Names<'c> {
         remote: SocketAddr,
         ident: bool,
     ) -> Self {
+        // The identd's round trip runs while the names are looked up (djb's asks it
+        // last); `finish` still gives it the whole `-t` from there.
+        let ident = if c.remote_info && ident {
+            ucspi::ident::start(local, remote, Duration::from_secs(c.timeout))
+        } else {
+            None
+        };
         let local_host = match &c.local_name {
             Some(n) => Some(Cow::Borrowed(&n[..])),
             None => res
@@ -668,11 +675,7 @@ impl<'c> Names<'c> {
         } else {
             None
         };
-        let remote_info = if c.remote_info && ident {
-            ucspi::ident::query(local, remote, Duration::from_secs(c.timeout))
-        } else {
-            None
-        };
+        let remote_info = ident.and_then(ucspi::ident::Started::finish);
         Names {
             local_host,
             remote_host,
