@@ -653,6 +653,8 @@ fn ident_matches_djb() {
         ("127.0.0.162", ident_error, "5"),
         ("127.0.0.163", ident_silent, "1"),
         ("127.0.0.164", ident_odd, "5"),
+        // The largest -t djb's takes: no deadline arithmetic may overflow on it.
+        ("127.0.0.169", ident_joe, "18446744073709551615"),
     ] {
         identd(ip, f);
         both(|bin| {
