@@ -778,6 +778,60 @@ fn deliberate_differences_tcpconnnum_and_sigusr1() {
     assert_eq!(exited, None, "ours keeps running");
 }
 
+/// Ours sends the ident request before it looks names up, where djb's asks the identd
+/// last, after DNS; the answers are the same. Here the DNS server answers only once the
+/// identd has been asked, so both names arrive only if the request went first. (djb's
+/// would be waiting for the name then, and its resolver retries for a minute, so it is
+/// not run.)
+#[test]
+fn deliberate_difference_ident_asked_before_names() {
+    use std::io::BufRead;
+    use std::net::{TcpListener, UdpSocket};
+    let (asked, was_asked) = std::sync::mpsc::channel::<()>();
+    let identd = TcpListener::bind("127.0.0.172:113").expect("bind identd (needs root)");
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = identd.accept() else {
+            return;
+        };
+        s.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(s.try_clone().unwrap()).read_line(&mut line);
+        let _ = asked.send(());
+        let ports = line.trim_end();
+        let _ = s.write_all(format!("{ports} : USERID : UNIX : early\r\n").as_bytes());
+    });
+    let dns = UdpSocket::bind("127.0.0.171:53").expect("bind DNS (needs root)");
+    std::thread::spawn(move || {
+        dns.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut q = [0u8; 512];
+        let Ok((n, peer)) = dns.recv_from(&mut q) else {
+            return;
+        };
+        if was_asked.recv_timeout(LIMIT).is_err() || n < 12 {
+            return;
+        }
+        // The query's id and question, then one PTR answer pointing at the question.
+        let mut r = q[..2].to_vec();
+        r.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+        r.extend_from_slice(&q[12..n]);
+        let name = b"\x05early\x07example\x00";
+        r.extend_from_slice(&[0xc0, 12, 0, 12, 0, 1, 0, 0, 1, 44, 0, name.len() as u8]);
+        r.extend_from_slice(name);
+        let _ = dns.send_to(&r, peer);
+    });
+    let d = TempDir::new("ts-early-ident");
+    let svc = script(&d, "svc", "echo \"$TCPREMOTEHOST $TCPREMOTEINFO\"\n");
+    let s = Server::start(
+        &ours(),
+        &["-h", "-l0", "-t", "10"],
+        "127.0.0.1",
+        &[&svc],
+        &dns_env("127.0.0.171"),
+    );
+    let out = s.talk_from(Some("127.0.0.172".parse().unwrap()), b"");
+    assert_eq!(String::from_utf8_lossy(&out), "early.example early\n");
+}
+
 /// The letters ours adds for deployment, `-a` (PROXY headers) and `-L` (an inherited
 /// socket), are usage errors for djb's; ours takes them (here `-L` names a descriptor
 /// that is not open, which is its own startup error).
