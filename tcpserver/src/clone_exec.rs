@@ -97,21 +97,7 @@ impl CloneExec {
         let slots = limit.clamp(1, MAX_SLOTS) as u32;
         let len = std::num::NonZeroUsize::new(slots as usize * SLOT)?;
         let area = pages::map(len, Inherit::No)?.cast::<u8>();
-        let prog = argv[0].as_bytes();
-        let names: Vec<CString> = if prog.contains(&b'/') {
-            vec![argv[0].clone()]
-        } else {
-            path.unwrap_or(b"/bin:/usr/bin")
-                .split(|&c| c == b':')
-                .filter_map(|dir| {
-                    let mut n = Vec::with_capacity(dir.len() + prog.len() + 1);
-                    n.extend_from_slice(if dir.is_empty() { b"." } else { dir });
-                    n.push(b'/');
-                    n.extend_from_slice(prog);
-                    CString::new(n).ok()
-                })
-                .collect()
-        };
+        let names = ucspi::exec::search_names(argv[0].as_bytes(), path);
         let mut paths: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
         paths.push(std::ptr::null());
         let mut args: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
@@ -235,7 +221,8 @@ impl CloneExec {
     }
 }
 
-/// The child: fds 0 and 1, default signals, an empty mask, djb's search of the path.
+/// The child: fds 0 and 1, default signals, an empty mask, djb's search of the path
+/// (`ucspi::exec::search`, which allocates nothing).
 /// Only direct system calls and reads of the plan; never returns.
 extern "C" fn child(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the slot's Plan, which stays as it is until this process execs or
@@ -266,28 +253,27 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
             raw::default_action(sig);
         }
         raw::unblock_all();
-        let mut saved = 0;
         let mut name = p.paths;
-        while !(*name).is_null() {
+        let names = std::iter::from_fn(|| {
+            if (*name).is_null() {
+                return None;
+            }
+            let n = std::ffi::CStr::from_ptr(*name);
+            name = name.add(1);
+            Some(n)
+        });
+        let saved = ucspi::exec::search(names, |n| -> Result<(), i32> {
             let r = raw::call(
                 libc::SYS_execve,
-                *name as usize,
+                n.as_ptr() as usize,
                 p.argv as usize,
                 p.envp as usize,
                 0,
             );
-            let code = -r as i32;
-            if code != libc::ENOENT {
-                saved = code;
-                if !matches!(code, libc::EACCES | libc::EPERM | libc::EISDIR) {
-                    break;
-                }
-            }
-            name = name.add(1);
-        }
-        if saved == 0 {
-            saved = libc::ENOENT;
-        }
+            Err(-r as i32)
+        })
+        .err()
+        .unwrap_or(libc::ENOENT);
         let prog = std::ffi::CStr::from_ptr(*p.argv).to_bytes();
         fail(p, b"unable to run ", prog, saved)
     }

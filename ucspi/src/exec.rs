@@ -64,10 +64,55 @@ impl<'a> CStrArray<'a> {
     }
 }
 
-/// djb's `pathexec_run`: a name with a `/` is run as is; otherwise each `$PATH` element
-/// is tried (empty = `.`, PATH unset = `/bin:/usr/bin`), remembering the first error
-/// other than "not found"; EACCES, EPERM and EISDIR go on searching. Returns only on
-/// failure.
+/// The file names djb's `pathexec_run` tries for `prog`, in order: `prog` itself when it
+/// has a `/`; else `DIR/prog` for each `$PATH` element (an empty one is `.`; PATH unset is
+/// `/bin:/usr/bin`).
+pub fn search_names(prog: &[u8], path: Option<&[u8]>) -> Vec<CString> {
+    if prog.contains(&b'/') {
+        return CString::new(prog).into_iter().collect();
+    }
+    path.unwrap_or(b"/bin:/usr/bin")
+        .split(|&c| c == b':')
+        .filter_map(|dir| {
+            let mut n = Vec::with_capacity(dir.len() + prog.len() + 2);
+            n.extend_from_slice(if dir.is_empty() { b"." } else { dir });
+            n.push(b'/');
+            n.extend_from_slice(prog);
+            CString::new(n).ok()
+        })
+        .collect()
+}
+
+/// djb's search: `start` on each of `names` in turn (see [`search_names`]) until one
+/// succeeds. It goes on after "not found", EACCES, EPERM and EISDIR, and stops at any
+/// other error; the error to report is the last one other than "not found", else "not
+/// found". Allocates nothing, so that a child sharing its parent's memory may run it.
+pub fn search<'n, T>(
+    names: impl IntoIterator<Item = &'n CStr>,
+    mut start: impl FnMut(&CStr) -> Result<T, i32>,
+) -> Result<T, i32> {
+    let mut saved = libc::ENOENT;
+    for name in names {
+        match start(name) {
+            Ok(t) => return Ok(t),
+            Err(code) => {
+                if code != libc::ENOENT {
+                    saved = code;
+                }
+                if !matches!(
+                    code,
+                    libc::ENOENT | libc::EACCES | libc::EPERM | libc::EISDIR
+                ) {
+                    break;
+                }
+            }
+        }
+    }
+    Err(saved)
+}
+
+/// djb's `pathexec_run`: execve of each of [`search_names`] as [`search`] goes. Returns
+/// only on failure, with the error to report.
 pub fn pathexec(
     prog: &[u8],
     argv: &CStrArray<'_>,
@@ -75,36 +120,19 @@ pub fn pathexec(
     path: Option<&[u8]>,
 ) -> io::Error {
     let (argv, envp) = (argv.as_ptrs(), envp.as_ptrs());
-    let mut buf = Vec::with_capacity(prog.len() + 256);
-    if prog.contains(&b'/') {
-        buf.extend_from_slice(prog);
-        buf.push(0);
-        // SAFETY: buf is NUL-terminated; argv and envp are CStrArrays, NULL-terminated
-        // arrays of pointers to NUL-terminated strings that outlive them.
-        unsafe { libc::execve(buf.as_ptr().cast(), argv.as_ptr(), envp.as_ptr()) };
-        return io::Error::last_os_error();
-    }
-    let path = path.unwrap_or(b"/bin:/usr/bin");
-    let mut saved: Option<io::Error> = None;
-    for dir in path.split(|&c| c == b':') {
-        buf.clear();
-        buf.extend_from_slice(if dir.is_empty() { b"." } else { dir });
-        buf.push(b'/');
-        buf.extend_from_slice(prog);
-        buf.push(0);
-        // SAFETY: as above.
-        unsafe { libc::execve(buf.as_ptr().cast(), argv.as_ptr(), envp.as_ptr()) };
-        let e = io::Error::last_os_error();
-        let code = e.raw_os_error().unwrap_or(0);
-        if code != libc::ENOENT {
-            let keep_going = matches!(code, libc::EACCES | libc::EPERM | libc::EISDIR);
-            saved = Some(e);
-            if !keep_going {
-                return saved.unwrap_or_else(|| io::Error::from_raw_os_error(code));
-            }
-        }
-    }
-    saved.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+    let names = search_names(prog, path);
+    let failed = search(
+        names.iter().map(CString::as_c_str),
+        |name| -> Result<(), i32> {
+            // SAFETY: name is NUL-terminated; argv and envp are CStrArrays, NULL-terminated
+            // arrays of pointers to NUL-terminated strings that outlive them.
+            unsafe { libc::execve(name.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+            Err(io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::ENOENT))
+        },
+    );
+    io::Error::from_raw_os_error(failed.err().unwrap_or(libc::ENOENT))
 }
 
 /// Starts `prog` as [`pathexec`] would run it, in a new process made with posix_spawn
@@ -137,33 +165,11 @@ pub fn spawn(
         PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK,
     )?;
     let (args, env) = (argv.as_cstrs(), envp.as_cstrs());
-    let try_one = |file: &[u8]| -> Result<nix::unistd::Pid, i32> {
-        let c = CString::new(file).map_err(|_| libc::ENOENT)?;
-        posix_spawn(c.as_c_str(), &actions, &attr, &args, &env).map_err(|e| e as i32)
-    };
-    if prog.contains(&b'/') {
-        return try_one(prog).map_err(io::Error::from_raw_os_error);
-    }
-    // djb's search, as in pathexec.
-    let mut saved = None;
-    let mut buf = Vec::with_capacity(prog.len() + 256);
-    for dir in path.unwrap_or(b"/bin:/usr/bin").split(|&c| c == b':') {
-        buf.clear();
-        buf.extend_from_slice(if dir.is_empty() { b"." } else { dir });
-        buf.push(b'/');
-        buf.extend_from_slice(prog);
-        match try_one(&buf) {
-            Ok(pid) => return Ok(pid),
-            Err(libc::ENOENT) => {}
-            Err(code) => {
-                saved = Some(code);
-                if !matches!(code, libc::EACCES | libc::EPERM | libc::EISDIR) {
-                    break;
-                }
-            }
-        }
-    }
-    Err(io::Error::from_raw_os_error(saved.unwrap_or(libc::ENOENT)))
+    let names = search_names(prog, path);
+    search(names.iter().map(CString::as_c_str), |name| {
+        posix_spawn(name, &actions, &attr, &args, &env).map_err(|e| e as i32)
+    })
+    .map_err(io::Error::from_raw_os_error)
 }
 
 /// Runs `prog` with `args` (argv[0] included) and the environment `env`, searching `env`'s
@@ -186,4 +192,53 @@ pub fn run(prog: &OsStr, args: &[OsString], env: &Env) -> io::Error {
 /// [`run`] with the process's own environment and `args[0]` as the program.
 pub fn run_argv(args: &[OsString]) -> io::Error {
     run(&args[0], args, &Env::from_process())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_in_djbs_order() {
+        let n = |prog: &[u8], path: Option<&[u8]>| -> Vec<String> {
+            search_names(prog, path)
+                .into_iter()
+                .map(|c| c.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(n(b"sh", Some(b"/a::/b")), ["/a/sh", "./sh", "/b/sh"]);
+        assert_eq!(n(b"sh", None), ["/bin/sh", "/usr/bin/sh"]);
+        assert_eq!(n(b"./x/sh", Some(b"/a")), ["./x/sh"]);
+    }
+
+    #[test]
+    fn search_goes_on_and_reports_as_djbs() {
+        let names = search_names(b"p", Some(b"/1:/2:/3"));
+        let run = |codes: [i32; 3]| {
+            let mut tried = 0;
+            let r = search(
+                names.iter().map(CString::as_c_str),
+                |_| -> Result<(), i32> {
+                    tried += 1;
+                    Err(codes[tried - 1])
+                },
+            );
+            (r, tried)
+        };
+        use libc::*;
+        assert_eq!(run([ENOENT, ENOENT, ENOENT]), (Err(ENOENT), 3));
+        assert_eq!(run([ENOENT, EACCES, ENOENT]), (Err(EACCES), 3));
+        assert_eq!(run([EACCES, EPERM, ENOENT]), (Err(EPERM), 3));
+        assert_eq!(run([ENOENT, EIO, EACCES]), (Err(EIO), 2));
+        let mut tried = 0;
+        let found = search(names.iter().map(CString::as_c_str), |n| {
+            tried += 1;
+            if n.to_bytes() == b"/2/p" {
+                Ok(7)
+            } else {
+                Err(ENOENT)
+            }
+        });
+        assert_eq!((found, tried), (Ok(7), 2));
+    }
 }
