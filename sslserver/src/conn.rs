@@ -26,7 +26,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use nix::unistd::{ForkResult, Pid};
 use rustls::pki_types::CertificateDer;
 use rustls::server::ParsedCertificate;
@@ -308,7 +307,7 @@ fn spawn(c: &Config, msg: &Msg, shared: &Shared, env: &Env, fds: ProgramFds) -> 
     let envp = shared.env.envp_with(env);
     let prog = c.argv[0].to_bytes();
     let onto = [(fds.input.as_raw_fd(), 0), (fds.output.as_raw_fd(), 1)];
-    let defaults = [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGPIPE];
+    let defaults = tcpserver::server::CHANGED_SIGNALS;
     match ucspi::exec::spawn(prog, &argv, &envp, shared.path.as_deref(), &onto, &defaults) {
         Ok(pid) => pid,
         Err(e) => msg.fatal_sys(EXIT_TEMP, &[b"(111) unable to run: ", prog], &e),

@@ -22,7 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow};
 use socket2::Socket;
 use ucspi::addr::unmapped;
 use ucspi::cdb::{Cdb, CdbFile};
@@ -215,13 +215,7 @@ pub fn serve<S: Service>(
     let mut remote_ip = Vec::with_capacity(46);
     ucspi::addr::ip_text(remote.ip(), &mut remote_ip);
     if verbose {
-        Line::new()
-            .push(msg.prog.as_bytes())
-            .push(b": pid ")
-            .num(pid)
-            .push(b" from ")
-            .push(&remote_ip)
-            .write();
+        log_pid(msg, pid, &remote_ip);
     }
     socket_options(c, &conn, remote);
     let mut local = match conn.local_addr().map(|a| a.as_socket()) {
@@ -439,13 +433,7 @@ pub fn decide(
 
 /// The `pid` and `ok` lines of a child started by the parent, which prints them for it.
 pub fn log_decided(c: &Config, msg: &Msg, d: &Decided, pid: u64) {
-    Line::new()
-        .push(msg.prog.as_bytes())
-        .push(b": pid ")
-        .num(pid)
-        .push(b" from ")
-        .push(&d.remote_ip)
-        .write();
+    log_pid(msg, pid, &d.remote_ip);
     let names = Names::unknown(c);
     log_connection(
         msg,
@@ -826,6 +814,17 @@ pub fn over_limit(
     true
 }
 
+/// djb's `pid` line: `pid PID from REMOTEIP`.
+fn log_pid(msg: &Msg, pid: u64, remote_ip: &[u8]) {
+    Line::new()
+        .push(msg.prog.as_bytes())
+        .push(b": pid ")
+        .num(pid)
+        .push(b" from ")
+        .push(remote_ip)
+        .write();
+}
+
 /// djb's `ok`/`deny` line: `ok PID LOCALHOST:LOCALIP:LOCALPORT REMOTEHOST:REMOTEIP:INFO:PORT`
 /// (ucspi-ssl adds why a rule's per-IP limit denied).
 fn log_connection(
@@ -880,7 +879,7 @@ fn run(c: &Config, msg: &Msg, shared: &Shared, conn: Socket, env: &Env) -> ! {
     if let Err(e) = fds {
         drop_conn(msg, &[b"unable to set up descriptors"], &e);
     }
-    for sig in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGPIPE] {
+    for sig in crate::server::CHANGED_SIGNALS {
         // SAFETY: a default disposition installs no handler.
         let _ = unsafe { signal(sig, SigHandler::SigDfl) };
     }

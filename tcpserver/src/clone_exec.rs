@@ -102,10 +102,9 @@ impl CloneExec {
         paths.push(std::ptr::null());
         let mut args: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
         args.push(std::ptr::null());
-        let mut fail = Vec::new();
-        if !msg.quiet {
-            fail.extend_from_slice(msg.prog.as_bytes());
-            fail.extend_from_slice(b": warning: dropping connection, ");
+        let mut fail = msg.warning_head();
+        if !fail.is_empty() {
+            fail.extend_from_slice(b"dropping connection, ");
         }
         Some(CloneExec {
             area,
@@ -164,7 +163,7 @@ impl CloneExec {
         overlay: Env,
     ) -> Option<io::Result<libc::pid_t>> {
         let slot = self.take()?;
-        let envp = base.envp_with(&overlay).as_ptrs().to_vec();
+        let envp = base.envp_with(&overlay).into_ptrs();
         let plan = self.plan(slot);
         // SAFETY: the slot is free (its word is zero: no child reads it), and lies in
         // the mapping; everything it points at lives until the slot is free again (the
@@ -249,8 +248,8 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
         for i in 0..p.n_listeners {
             raw::call(libc::SYS_close, *p.listeners.add(i) as usize, 0, 0, 0);
         }
-        for sig in [libc::SIGCHLD, libc::SIGTERM, libc::SIGPIPE, libc::SIGUSR1] {
-            raw::default_action(sig);
+        for sig in crate::server::CHANGED_SIGNALS {
+            raw::default_action(sig as c_int);
         }
         raw::unblock_all();
         let mut name = p.paths;

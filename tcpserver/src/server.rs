@@ -45,6 +45,16 @@ extern "C" fn on_sigterm(_: libc::c_int) {
     unsafe { libc::_exit(0) }
 }
 
+/// The signals [`set_up_signals`] changes, which a program started for a connection gets
+/// back at their defaults (a caught one would be reset by exec; an ignored one would
+/// stay ignored).
+pub const CHANGED_SIGNALS: [Signal; 4] = [
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGPIPE,
+];
+
 /// SIGCHLD blocked (it is let in only by ppoll and sigsuspend) and caught into a flag,
 /// SIGUSR1 caught into a flag (the list of clients), SIGTERM an immediate exit, SIGPIPE
 /// ignored. A caught signal is back to its default in the program after exec.
@@ -151,6 +161,16 @@ impl Parent {
         if self.children == self.limit && self.verbose {
             self.full(ip);
         }
+    }
+
+    /// No child for the connection just counted (fork or clone failed): djb's warning,
+    /// the count and status back, and a pause so that the loop does not spin.
+    #[cold]
+    fn not_started(&mut self, msg: &Msg, e: &std::io::Error) {
+        msg.warn_sys(&[b"dropping connection, unable to fork"], e);
+        self.children -= 1;
+        self.status();
+        pause(100);
     }
 
     /// A slot for a child that may read a PROXY header (the table is made at the first).
@@ -392,10 +412,7 @@ pub fn run<S: Service>(c: Config, msg: Msg, listeners: Vec<socket2::Socket>, mut
                         continue;
                     }
                     Some(Err(e)) => {
-                        msg.warn_sys(&[b"dropping connection, unable to fork"], &e);
-                        p.children -= 1;
-                        p.status();
-                        pause(100);
+                        p.not_started(&msg, &e);
                         continue;
                     }
                     // No slot free: fork, as below.
@@ -426,13 +443,10 @@ pub fn run<S: Service>(c: Config, msg: Msg, listeners: Vec<socket2::Socket>, mut
             }
             Ok(ForkResult::Parent { child }) => p.started(child.as_raw(), ip, slot),
             Err(e) => {
-                msg.warn_sys(&[b"dropping connection, unable to fork"], &e.into());
                 if let (Some(s), Some(slot)) = (&mut p.slots, slot) {
                     s.free(slot);
                 }
-                p.children -= 1;
-                p.status();
-                pause(100);
+                p.not_started(&msg, &e.into());
             }
         }
     }

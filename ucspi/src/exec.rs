@@ -52,6 +52,12 @@ impl<'a> CStrArray<'a> {
         &self.ptrs
     }
 
+    /// The pointers, NULL last, for a caller that keeps the strings alive itself for as
+    /// long as it uses them.
+    pub fn into_ptrs(self) -> Vec<*const c_char> {
+        self.ptrs
+    }
+
     /// The strings, without the NULL.
     fn as_cstrs(&self) -> Vec<&'a CStr> {
         let n = self.ptrs.len().saturating_sub(1);

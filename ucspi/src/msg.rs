@@ -104,14 +104,30 @@ impl Msg {
         Msg { prog, quiet: false }
     }
 
-    fn line(&self, kind: &str, parts: &[&[u8]]) {
+    /// `PROG: KIND`, where a line of that kind starts; `None` under `-q`.
+    fn head(&self, kind: &str) -> Option<Line> {
         if self.quiet {
-            return;
+            return None;
         }
         let mut l = Line::new();
         l.push(self.prog.as_bytes())
             .push(b": ")
             .push(kind.as_bytes());
+        Some(l)
+    }
+
+    /// How [`Msg::warn`]'s lines start (`PROG: warning: `), empty under `-q`: for a
+    /// process that must write the line without this crate's help.
+    pub fn warning_head(&self) -> Vec<u8> {
+        self.head("warning: ")
+            .map(|l| l.as_bytes().to_vec())
+            .unwrap_or_default()
+    }
+
+    fn line(&self, kind: &str, parts: &[&[u8]]) {
+        let Some(mut l) = self.head(kind) else {
+            return;
+        };
         for p in parts {
             l.push(p);
         }
