@@ -393,22 +393,29 @@ mod tests {
         let mut c = ClientCounts::new(4).unwrap();
         c.started(1, "192.0.2.1".parse().unwrap(), None);
         let addr = c.by_pid.slots.as_ptr() as usize;
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let line = maps
-            .lines()
-            .find(|l| {
-                let (a, b) = l.split_once(' ').unwrap().0.split_once('-').unwrap();
-                let (a, b) = (
-                    usize::from_str_radix(a, 16).unwrap(),
-                    usize::from_str_radix(b, 16).unwrap(),
-                );
-                (a..b).contains(&addr)
-            })
-            .unwrap()
-            .to_string();
+        // One read of smaps: reading maps first and finding its line in smaps later
+        // raced with other tests' mappings merging with this one in between.
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let after = smaps.split(&line).nth(1).unwrap();
-        let vmflags = after.lines().find(|l| l.starts_with("VmFlags:")).unwrap();
+        let mut inside = false;
+        let mut vmflags = None;
+        for l in smaps.lines() {
+            let range = l
+                .split_once(' ')
+                .and_then(|(r, _)| r.split_once('-'))
+                .and_then(|(a, b)| {
+                    Some((
+                        usize::from_str_radix(a, 16).ok()?,
+                        usize::from_str_radix(b, 16).ok()?,
+                    ))
+                });
+            if let Some((a, b)) = range {
+                inside = (a..b).contains(&addr);
+            } else if inside && l.starts_with("VmFlags:") {
+                vmflags = Some(l);
+                break;
+            }
+        }
+        let vmflags = vmflags.expect("the table's mapping in smaps");
         assert!(vmflags.split_whitespace().any(|f| f == "dc"), "{vmflags}");
     }
 }
